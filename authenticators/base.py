@@ -1,0 +1,108 @@
+"""User Office authorization shared by every visa-hub authenticator.
+
+The authenticator establishes *who* logged in (OIDC, or the demo's shared password); this mixin asks the
+User Office *what she belongs to* and turns it into JupyterHub's user model: encrypted ``auth_state``
+(the person and her experiments), managed groups ``proposal:<code>`` / ``instrument:<name>``, admin flag.
+Whether she may use the service is the policy's decision (:mod:`visa_hub.policy`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tornado import web
+from traitlets import Bool, default
+from traitlets.config import LoggingConfigurable
+
+from visa_hub.people import ADMIN, Person, hub_groups
+from visa_hub.policy import may_use_service, refusal_reason
+from visa_hub.site import VisaSite
+from visa_hub.useroffice import UserOfficeUnavailable
+
+
+def refusal(status: int, message: str) -> web.HTTPError:
+    """An HTTP error whose message JupyterHub's error page shows to the user as is."""
+    error = web.HTTPError(status, "%s", message)
+    error.jupyterhub_message = message  # type: ignore[attr-defined]
+    return error
+
+
+class UserOfficeAuthorizationMixin(LoggingConfigurable):
+    """Mixin for :class:`jupyterhub.auth.Authenticator` subclasses: authorization from the User Office."""
+
+    admin_from_roles = Bool(
+        True,
+        config=True,
+        help="Make users with the 'admin' site role JupyterHub admins (and others not).",
+    )
+
+    @default("enable_auth_state")
+    def _enable_auth_state_default(self) -> bool:
+        return True
+
+    @default("manage_groups")
+    def _manage_groups_default(self) -> bool:
+        return True
+
+    @default("refresh_pre_spawn")
+    def _refresh_pre_spawn_default(self) -> bool:
+        # a user removed from a proposal must lose it at her next spawn
+        return True
+
+    @default("auth_refresh_age")
+    def _auth_refresh_age_default(self) -> int:
+        return 300
+
+    @property
+    def site(self) -> VisaSite:
+        return VisaSite.instance(config=self.config, log=self.log)
+
+    async def lookup_person(
+        self, *, username: str | None = None, subject: str | None = None, email: str | None = None
+    ) -> Person:
+        """The User Office's view of a user who just proved who she is; refusals are clear HTTP errors."""
+        try:
+            person = await self.site.user_office.find_person(username=username, subject=subject, email=email)
+        except UserOfficeUnavailable as exc:
+            self.log.warning("User Office unavailable while looking up %s: %s", username or subject, exc)
+            raise refusal(
+                503, "The User Office is unavailable, so we cannot check your experiments. "
+                     "Please try again in a few minutes."
+            ) from None
+        if person is None:
+            self.log.info("Login refused for %s: unknown to the User Office", username or subject)
+            raise refusal(
+                403, f"{username or 'This account'} is not registered in the User Office. Register there "
+                     "(or ask your principal investigator to add you to the proposal), then log in again."
+            )
+        return person
+
+    async def refresh_from_user_office(self, user, **lookup: str | None) -> bool | dict[str, Any]:
+        """``refresh_user`` for every authenticator: re-read the User Office before a spawn.
+
+        Unavailable User Office → keep the last known facts (True); refused now → log in again (False).
+        """
+        try:
+            return self.user_model(await self.lookup_person(**lookup))
+        except web.HTTPError as exc:
+            if exc.status_code == 503:
+                self.log.warning("Keeping cached experiments of %s: User Office unavailable", user.name)
+                return True
+            self.log.info("Refresh of %s refused: %s", user.name, exc.log_message % exc.args)
+            return False
+
+    def user_model(self, person: Person, extra_state: dict[str, Any] | None = None) -> dict[str, Any]:
+        """JupyterHub's user model for a person the policy lets in, or a 403 with the reason."""
+        site = self.site
+        if not may_use_service(person, site.catalog, site.now()):
+            reason = refusal_reason(person, site.catalog, site.now())
+            self.log.info("Login refused for %s: no open experiment", person.username)
+            raise refusal(403, reason)
+        model: dict[str, Any] = {
+            "name": person.username,
+            "groups": hub_groups(person),
+            "auth_state": {"person": person.to_dict(), **(extra_state or {})},
+        }
+        if self.admin_from_roles:
+            model["admin"] = ADMIN in person.roles
+        return model

@@ -1,0 +1,180 @@
+"""Experiment-aware spawning shared by every backend (local, OpenStack, Slurm).
+
+The mixin builds the spawn form from the site catalog × the user's experiments, pre-filled with her last
+choice; checks every request (form or REST API) with the policy on the server; turns the resulting
+:class:`~visa_hub.policy.SessionPlan` into environment, resource limits and spawner state; and reports
+progress. Backends only create and destroy instances.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from tornado import web
+from traitlets import default
+from traitlets.config import LoggingConfigurable
+
+from visa_hub.people import Person
+from visa_hub.policy import PolicyError, SessionPlan, SpawnRequest, plan_session, selectable_experiments
+from visa_hub.site import VisaSite
+
+from .progress import ProgressLog
+
+_templates = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+FORM_FIELDS = ("experiment", "flavour", "image", "lifetime_hours")
+
+
+def policy_refusal(error: PolicyError) -> web.HTTPError:
+    """A policy refusal as a 400 whose message the spawn form (or API client) shows as is."""
+    http_error = web.HTTPError(400, "%s", error.message)
+    http_error.jupyterhub_message = error.message  # type: ignore[attr-defined]
+    return http_error
+
+
+class VisaSpawnerMixin(LoggingConfigurable):
+    """Mixin for :class:`jupyterhub.spawner.Spawner` backends; put it first in the bases."""
+
+    session_plan: SessionPlan | None = None
+    _plan_summary: dict[str, Any] | None = None
+
+    @property
+    def site(self) -> VisaSite:
+        return VisaSite.instance(config=self.config, log=self.log)
+
+    @property
+    def progress_log(self) -> ProgressLog:
+        if getattr(self, "_progress_log", None) is None:
+            self._progress_log = ProgressLog()
+        return self._progress_log
+
+    # -- who is asking -----------------------------------------------------------------------------
+    async def person(self) -> Person:
+        auth_state = await self.user.get_auth_state()
+        if not auth_state or "person" not in auth_state:
+            raise web.HTTPError(403, "Your login has no experiment information. Please log out and in again.")
+        return Person.from_dict(auth_state["person"])
+
+    async def _site_experiments(self, person: Person) -> list:
+        return await self.site.site_experiments() if person.is_staff else []
+
+    # -- the form ----------------------------------------------------------------------------------
+    @default("options_form")
+    def _options_form_default(self):
+        return lambda spawner: spawner.render_options_form()
+
+    async def render_options_form(self) -> str:
+        """HTML of the spawn form: her experiments, the flavours and images each allows, her last choice."""
+        person = await self.person()
+        catalog, now = self.site.catalog, self.site.now()
+        experiments = selectable_experiments(person, catalog, now, await self._site_experiments(person))
+        last = dict(self.user_options or {})
+        choice = last.get("experiment")
+        if choice not in {e.code for e in experiments}:
+            choice = experiments[0].code if experiments else None
+        return _templates.get_template("spawn_form.html").render(
+            person=person,
+            experiments=experiments,
+            catalog=catalog,
+            rules={e.code: catalog.instrument(e.instrument) for e in experiments},
+            choice=choice,
+            last=last,
+            now=now,
+        )
+
+    def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:
+        """Form fields → ``user_options`` (strings kept as typed; the policy validates them)."""
+        options = {}
+        for name in FORM_FIELDS:
+            value = (formdata.get(name) or [""])[0].strip()
+            if value:
+                options[name] = value
+        return options
+
+    # -- the policy, server side -------------------------------------------------------------------
+    async def make_plan(self, user_options: dict[str, Any]) -> SessionPlan:
+        """Check a request against the site rules; a refusal is an HTTP 400 with the policy's message."""
+        person = await self.person()
+        try:
+            request = SpawnRequest.from_options(user_options or {})
+            plan = plan_session(
+                person, request, self.site.catalog, self.site.now(), await self._site_experiments(person)
+            )
+        except PolicyError as exc:
+            self.log.info("Spawn of %s refused by policy: %s", self._log_name, exc.message)
+            raise policy_refusal(exc) from None
+        self.log.info(
+            "Session plan for %s: experiment %s on %s, flavour %s, image %s, %g h",
+            self._log_name, plan.experiment.code, plan.instrument.name, plan.flavour.name, plan.image.name,
+            plan.lifetime_hours,
+        )
+        return plan
+
+    @default("apply_user_options")
+    def _apply_user_options_default(self):
+        async def apply(spawner, user_options):
+            spawner.session_plan = await spawner.make_plan(user_options)
+
+        return apply
+
+    async def prepare_session(self) -> SessionPlan:
+        """Call first in a backend's ``start``: (re)check the plan and apply its limits."""
+        self.progress_log.emit(5, "Checking your experiment against the site's rules")
+        # normally planned by apply_user_options for this spawn; plan here if an operator replaced that hook
+        plan = self.session_plan or await self.make_plan(self.user_options)
+        self.session_plan = plan
+        self._plan_summary = plan.summary()
+        self.cpu_limit = float(plan.flavour.cpus)
+        self.mem_limit = int(plan.flavour.memory_gb * 1024**3)
+        self.progress_log.emit(
+            15,
+            f"Experiment {plan.experiment.code} on {plan.instrument.name}: {plan.flavour.label}, "
+            f"image {plan.image.title}, for {plan.lifetime_hours:g} hours",
+        )
+        return plan
+
+    def get_env(self) -> dict[str, str]:
+        env = super().get_env()
+        if self.session_plan is not None:
+            env.update(self.session_plan.environment)
+        return env
+
+    # -- progress and state ------------------------------------------------------------------------
+    async def progress(self):
+        async for event in self.progress_log.follow():
+            yield event
+
+    def get_state(self) -> dict[str, Any]:
+        state = super().get_state()
+        if self._plan_summary:
+            state["visa_session"] = self._plan_summary
+        return state
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)
+        self._plan_summary = state.get("visa_session")
+
+    def clear_state(self) -> None:
+        super().clear_state()
+        self.session_plan = None
+        self._plan_summary = None
+        self._progress_log = None
+
+    @property
+    def session_summary(self) -> dict[str, Any] | None:
+        """The running session (experiment, flavour, expiry), also after a hub restart."""
+        return self._plan_summary
+
+    @property
+    def expires_at(self) -> dt.datetime | None:
+        if not self._plan_summary:
+            return None
+        return dt.datetime.fromisoformat(self._plan_summary["expires_at"])

@@ -1,0 +1,61 @@
+"""Local backend: one JupyterLab process per user on this machine (the embedded demo and development).
+
+Built on JupyterHub's :class:`~jupyterhub.spawner.SimpleLocalProcessSpawner` (processes run as the hub's
+user; no isolation between users — for demos and development only). Each user has a persistent home under
+``data_dir/homes/<user>`` that survives stop/start; process ids live in spawner state, so a restarted hub
+re-attaches to running instances.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from jupyterhub.spawner import SimpleLocalProcessSpawner
+from jupyterhub.utils import url_escape_path
+from traitlets import Unicode, default
+
+from .base import VisaSpawnerMixin
+
+
+class LocalSpawner(VisaSpawnerMixin, SimpleLocalProcessSpawner):
+    """Experiment-aware JupyterLab as a local process."""
+
+    data_dir = Unicode(
+        "data",
+        config=True,
+        help="Directory for instance data; users' persistent homes are <data_dir>/homes/<username>.",
+    )
+
+    @default("home_dir")
+    def _home_dir_default(self) -> str:
+        # escaped: a username can never name a path outside the homes directory
+        safe_name = url_escape_path(self.user.name).replace("/", "%2F")
+        return str((Path(self.data_dir) / "homes" / safe_name).resolve())
+
+    @default("cmd")
+    def _cmd_default(self) -> list[str]:
+        # absolute: JupyterHub no longer passes PATH to the server by default
+        return [str(Path(sys.executable).with_name("jupyterhub-singleuser"))]
+
+    @default("args")
+    def _args_default(self) -> list[str]:
+        return ["--allow-root"] if os.geteuid() == 0 else []
+
+    @default("default_url")
+    def _default_url_default(self) -> str:
+        return "/lab"
+
+    async def start(self):
+        plan = await self.prepare_session()
+        home = Path(self.home_dir)
+        existed = home.exists()
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.progress_log.emit(
+            30, f"{'Using your persistent home' if existed else 'Creating your persistent home'} ({home.name})"
+        )
+        self.progress_log.emit(50, f"Starting JupyterLab for experiment {plan.experiment.code}")
+        url = await super().start()
+        self.progress_log.emit(70, "Waiting for JupyterLab to answer")
+        return url

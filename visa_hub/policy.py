@@ -1,0 +1,255 @@
+"""Who may start which instance: (person, experiments, catalog, request) → SessionPlan | PolicyError.
+
+Pure: no I/O, the clock is a parameter. Every refusal is a :class:`PolicyError` whose message a scientist
+understands and that names the form field at fault, so the spawn form can show it next to that field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .catalog import Catalog, Flavour, Image, InstrumentRule
+from .people import Experiment, Person
+
+
+class PolicyError(Exception):
+    """A spawn request the site's rules refuse; ``field`` names the form field at fault."""
+
+    def __init__(self, message: str, field: str = "experiment"):
+        super().__init__(message)
+        self.message, self.field = message, field
+
+
+@dataclass(frozen=True)
+class SpawnRequest:
+    """What the user asked for (from the spawn form or the REST API); ``None`` means 'the default'."""
+
+    experiment: str | None = None
+    flavour: str | None = None
+    image: str | None = None
+    lifetime_hours: float | None = None
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> SpawnRequest:
+        """Build from JupyterHub ``user_options``; wrong types become PolicyErrors, not crashes."""
+        unknown = set(options) - {"experiment", "flavour", "image", "lifetime_hours"}
+        if unknown:
+            raise PolicyError(f"Unknown option(s): {', '.join(sorted(unknown))}.", field=sorted(unknown)[0])
+
+        def text(name: str) -> str | None:
+            value = options.get(name)
+            if value in (None, ""):
+                return None
+            if not isinstance(value, str):
+                raise PolicyError(f"The {name} must be a name, got {value!r}.", field=name)
+            return value.strip()
+
+        lifetime = options.get("lifetime_hours")
+        if lifetime in (None, ""):
+            lifetime = None
+        else:
+            try:
+                lifetime = float(lifetime)
+            except (TypeError, ValueError):
+                raise PolicyError(
+                    f"The lifetime must be a number of hours, got {lifetime!r}.", field="lifetime_hours"
+                ) from None
+            if not math.isfinite(lifetime):
+                raise PolicyError("The lifetime must be a finite number of hours.", field="lifetime_hours")
+        return cls(text("experiment"), text("flavour"), text("image"), lifetime)
+
+
+@dataclass(frozen=True)
+class SessionPlan:
+    """Everything a backend needs to create one instance, after the policy said yes."""
+
+    username: str
+    experiment: Experiment
+    instrument: InstrumentRule
+    flavour: Flavour
+    image: Image
+    lifetime_hours: float
+    starts_at: dt.datetime
+    environment: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def expires_at(self) -> dt.datetime:
+        return self.starts_at + dt.timedelta(hours=self.lifetime_hours)
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-able description: what the instance shows the user and what spawner state keeps."""
+        return {
+            "username": self.username,
+            "experiment": self.experiment.to_dict(),
+            "instrument": self.instrument.name,
+            "flavour": {"name": self.flavour.name, "cpus": self.flavour.cpus,
+                        "memory_gb": self.flavour.memory_gb, "gpus": self.flavour.gpus},
+            "image": self.image.name,
+            "lifetime_hours": self.lifetime_hours,
+            "starts_at": self.starts_at.isoformat(),
+            "expires_at": self.expires_at.isoformat(),
+        }
+
+
+def access_window(experiment: Experiment, catalog: Catalog) -> tuple[dt.datetime, dt.datetime]:
+    """When members may use an experiment: [start - days_before_start, end + days_after_end]."""
+    return (
+        experiment.starts_at - dt.timedelta(days=catalog.access.days_before_start),
+        experiment.ends_at + dt.timedelta(days=catalog.access.days_after_end),
+    )
+
+
+def is_open(experiment: Experiment, catalog: Catalog, now: dt.datetime) -> bool:
+    opens, closes = access_window(experiment, catalog)
+    return opens <= now <= closes
+
+
+def selectable_experiments(
+    person: Person, catalog: Catalog, now: dt.datetime, site_experiments: Iterable[Experiment] = ()
+) -> list[Experiment]:
+    """The experiments the spawn form offers: her open experiments on configured instruments.
+
+    Staff may use any experiment: for them ``site_experiments`` (all the User Office knows) is added.
+    """
+    candidates: dict[str, Experiment] = {e.code: e for e in person.experiments}
+    if person.is_staff:
+        for experiment in site_experiments:
+            candidates.setdefault(experiment.code, experiment)
+    chosen = [
+        e for e in candidates.values()
+        if catalog.instrument(e.instrument) and (person.is_staff or is_open(e, catalog, now))
+    ]
+    return sorted(chosen, key=lambda e: (-e.starts_at.timestamp(), e.code))
+
+
+def may_use_service(person: Person, catalog: Catalog, now: dt.datetime) -> bool:
+    """Staff always; others only while one of their experiments is open."""
+    return person.is_staff or any(is_open(e, catalog, now) for e in person.experiments)
+
+
+def refusal_reason(person: Person, catalog: Catalog, now: dt.datetime) -> str:
+    """Why :func:`may_use_service` said no, for the login page."""
+    if not person.experiments:
+        return (
+            f"{person.name}, you are not a member of any experiment in the User Office, so you cannot start "
+            "an analysis instance. Ask the principal investigator of your proposal to add you, then log in again."
+        )
+    latest = max(person.experiments, key=lambda e: e.ends_at)
+    opens, closes = access_window(latest, catalog)
+    if now > closes:
+        return (
+            f"{person.name}, access to your experiments has ended: the latest, {latest.code} on "
+            f"{latest.instrument}, closed for analysis on {closes:%d %B %Y}. If you need more time, ask your "
+            "local contact or the User Office."
+        )
+    return (
+        f"{person.name}, your experiment {latest.code} on {latest.instrument} opens for analysis on "
+        f"{opens:%d %B %Y}. Please come back then."
+    )
+
+
+def _choose_experiment(
+    person: Person, code: str | None, catalog: Catalog, now: dt.datetime, site_experiments: Sequence[Experiment]
+) -> Experiment:
+    if not code:
+        raise PolicyError("Choose the experiment this instance is for.")
+    experiment = person.experiment(code)
+    if experiment is None and person.is_staff:
+        experiment = next((e for e in site_experiments if e.code == code), None)
+    if experiment is None:
+        mine = ", ".join(e.code for e in selectable_experiments(person, catalog, now)) or "none open now"
+        raise PolicyError(
+            f"You are not a member of experiment {code}. Ask its principal investigator to add you in the "
+            f"User Office. Your experiments: {mine}."
+        )
+    if not person.is_staff:
+        opens, closes = access_window(experiment, catalog)
+        if now < opens:
+            raise PolicyError(
+                f"Experiment {experiment.code} ({experiment.title}) opens for analysis on {opens:%d %B %Y}, "
+                f"{catalog.access.days_before_start} days before it starts. You cannot start an instance "
+                "for it yet."
+            )
+        if now > closes:
+            raise PolicyError(
+                f"Access to experiment {experiment.code} ({experiment.title}) ended on {closes:%d %B %Y}, "
+                f"{catalog.access.days_after_end} days after the experiment. Ask your local contact if you "
+                "need more time."
+            )
+    return experiment
+
+
+def plan_session(
+    person: Person,
+    request: SpawnRequest,
+    catalog: Catalog,
+    now: dt.datetime,
+    site_experiments: Sequence[Experiment] = (),
+) -> SessionPlan:
+    """Apply the site's rules to a spawn request; the plan or a :class:`PolicyError`."""
+    experiment = _choose_experiment(person, request.experiment, catalog, now, site_experiments)
+    rule = catalog.instrument(experiment.instrument)
+    if rule is None:
+        raise PolicyError(
+            f"Instrument {experiment.instrument} of experiment {experiment.code} is not set up at "
+            f"{catalog.site_name} yet. Please contact support."
+        )
+
+    flavour_name = request.flavour or rule.default_flavour
+    if flavour_name not in rule.flavours:
+        raise PolicyError(
+            f"Flavour {flavour_name!r} is not available for {rule.name} experiments. "
+            f"Choose one of: {', '.join(rule.flavours)}.",
+            field="flavour",
+        )
+    flavour = catalog.flavour(flavour_name)
+    assert flavour is not None  # the catalog cross-checks instrument flavours on load
+
+    image_name = request.image or (catalog.default_image if catalog.default_image in rule.images else rule.images[0])
+    if image_name not in rule.images:
+        raise PolicyError(
+            f"Image {image_name!r} is not available for {rule.name} experiments. "
+            f"Choose one of: {', '.join(rule.images)}.",
+            field="image",
+        )
+    image = catalog.image(image_name)
+    assert image is not None
+
+    lifetime = rule.default_lifetime_hours if request.lifetime_hours is None else request.lifetime_hours
+    if lifetime <= 0:
+        raise PolicyError("The lifetime must be more than 0 hours.", field="lifetime_hours")
+    if lifetime > rule.max_lifetime_hours:
+        raise PolicyError(
+            f"{rule.name} instances can run for at most {rule.max_lifetime_hours:g} hours; you asked for "
+            f"{lifetime:g}. You can extend a running instance later.",
+            field="lifetime_hours",
+        )
+
+    plan = SessionPlan(
+        username=person.username,
+        experiment=experiment,
+        instrument=rule,
+        flavour=flavour,
+        image=image,
+        lifetime_hours=lifetime,
+        starts_at=now,
+    )
+    return SessionPlan(**{**plan.__dict__, "environment": session_environment(plan)})
+
+
+def session_environment(plan: SessionPlan) -> dict[str, str]:
+    """Environment variables an instance gets, so tools inside it know their session."""
+    return {
+        "VISA_EXPERIMENT": plan.experiment.code,
+        "VISA_EXPERIMENT_TITLE": plan.experiment.title,
+        "VISA_INSTRUMENT": plan.instrument.name,
+        "VISA_FLAVOUR": plan.flavour.name,
+        "VISA_IMAGE": plan.image.name,
+        "VISA_EXPIRES_AT": plan.expires_at.isoformat(),
+        "VISA_SESSION": json.dumps(plan.summary(), sort_keys=True),
+    }

@@ -1,0 +1,1 @@
+"""Simulators shipped for tests, the demo and benchmarks."""
