@@ -1,0 +1,148 @@
+"""End to end: the real `jupyterhub -f jupyterhub_config.py`, driven over HTTP like a browser would."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from hubtest import UserSession, processes_under
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def session_factory():
+    sessions: list[UserSession] = []
+
+    def make(hub, username):
+        session = UserSession(hub, username)
+        sessions.append(session)
+        return session
+
+    yield make
+    for session in sessions:
+        session.close()
+
+
+def checked_experiment(html: str) -> str | None:
+    match = re.search(r'<input[^>]*name="experiment"[^>]*value="([^"]+)"[^>]*checked', html)
+    return match.group(1) if match else None
+
+
+def selected(html: str, select: str) -> str | None:
+    block = re.search(rf'<select[^>]*name="{select}".*?</select>', html, re.S).group(0)
+    match = re.search(r'<option value="([^"]+)"[^>]*\bselected\b', block)
+    return match.group(1) if match else None
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_spawn_lab_stop_and_find_files_again(database, start_hub, session_factory, request):
+    env = {"VISA_DB_URL": request.getfixturevalue("postgres_url")} if database == "postgresql" else {}
+    hub = start_hub(**env)
+    alice = session_factory(hub, "alice")
+
+    form = alice.login()
+    assert form.url.path == "/hub/spawn", form.text[:500]
+    offered = re.findall(r'name="experiment"[^>]*value="([^"]+)"', form.text)
+    assert offered == ["ODIN-2026-007", "LOKI-2026-042"]  # not BIFROST (opens later), nothing of others
+
+    pending = alice.submit_spawn_form(experiment="LOKI-2026-042", flavour="large",
+                                      image="ess-analysis-2026.04", lifetime_hours="12")
+    assert pending.status_code == 200, pending.text[:1000]
+    alice.wait_ready()
+    lab = alice.lab()
+    assert lab.status_code == 200 and "JupyterLab" in lab.text
+    assert lab.url.path == "/user/alice/lab"
+    assert alice.put_file("results.txt", "reduced data from the first instance").status_code == 201
+
+    alice.stop_server()
+    # relaunch with the same settings: the form remembers her last choice
+    again = alice.spawn_form()
+    assert checked_experiment(again.text) == "LOKI-2026-042"
+    assert selected(again.text, "flavour") == "large"
+    assert selected(again.text, "image") == "ess-analysis-2026.04"
+    assert 'value="12"' in again.text
+
+    alice.submit_spawn_form(experiment="LOKI-2026-042", flavour="large", image="ess-analysis-2026.04",
+                            lifetime_hours="12")
+    alice.wait_ready()
+    assert alice.lab().status_code == 200  # opening Lab logs her in to the new instance
+    saved = alice.get_file("results.txt")
+    assert saved.status_code == 200
+    assert saved.json()["content"] == "reduced data from the first instance"
+    if database == "postgresql":  # the hub really kept its state in PostgreSQL
+        import psycopg
+
+        with psycopg.connect(env["VISA_DB_URL"]) as db:
+            names = {row[0] for row in db.execute("SELECT name FROM users")}
+        assert "alice" in names
+        assert not (hub.data_dir / "jupyterhub.sqlite").exists()
+
+
+def test_people_the_service_refuses_get_the_reason(start_hub, session_factory):
+    hub = start_hub()
+    erik = session_factory(hub, "erik").login()
+    assert erik.status_code == 403
+    assert "not a member of any experiment in the User Office" in erik.text
+
+    dora = session_factory(hub, "dora").login()
+    assert dora.status_code == 403
+    assert "access to your experiments has ended" in dora.text
+
+    stranger = session_factory(hub, "mallory").login()
+    assert stranger.status_code == 403 and "not registered in the User Office" in stranger.text
+
+    wrong = session_factory(hub, "alice").login(password="not-the-password")
+    assert wrong.status_code == 403 and "Invalid username or password" in wrong.text
+
+
+def test_the_server_refuses_what_the_form_should_not_offer(start_hub, session_factory):
+    hub = start_hub()
+    bob = session_factory(hub, "bob")
+    bob.login()
+    refused = bob.submit_spawn_form(experiment="LOKI-2026-042", flavour="gpu-large", lifetime_hours="10")
+    assert refused.status_code == 400
+    assert "Flavour &#39;gpu-large&#39; is not available for LoKI experiments" in refused.text
+    # nothing was lost: the form comes back with her choice, and no instance was started
+    assert checked_experiment(refused.text) == "LOKI-2026-042"
+    assert bob.server_model() == {}
+
+    not_mine = bob.submit_spawn_form(experiment="ODIN-2026-007")
+    assert not_mine.status_code == 400 and "You are not a member of experiment ODIN-2026-007" in not_mine.text
+
+    too_long = bob.submit_spawn_form(experiment="LOKI-2026-042", lifetime_hours="1000")
+    assert too_long.status_code == 400 and "at most 168 hours" in too_long.text
+
+
+def test_groups_admin_and_staff_view(start_hub, session_factory):
+    hub = start_hub()
+    session_factory(hub, "alice").login()
+    olga = session_factory(hub, "olga")
+    olga.login()
+    alice = olga.http.get("/hub/api/users/alice", headers=olga._hub_xsrf()).json()
+    assert {"proposal:LOKI-2026-042", "instrument:LoKI", "instrument:ODIN"} <= set(alice["groups"])
+    assert alice["admin"] is False
+    assert olga.http.get("/hub/api/users/olga", headers=olga._hub_xsrf()).json()["admin"] is True
+
+    carl = session_factory(hub, "carl")  # staff: may pick any experiment, even one that ended
+    form = carl.login()
+    offered = set(re.findall(r'name="experiment"[^>]*value="([^"]+)"', form.text))
+    assert offered == {"LOKI-2026-042", "ODIN-2026-007", "BIFROST-2026-013", "DREAM-2023-101"}
+
+
+def test_restarted_hub_reattaches_running_instances(start_hub, session_factory):
+    hub = start_hub(VISA_KEEP_SERVERS="1")
+    alice = session_factory(hub, "alice")
+    alice.login()
+    alice.submit_spawn_form(experiment="LOKI-2026-042")
+    alice.wait_ready()
+    assert alice.lab().status_code == 200
+    assert alice.put_file("note.txt", "before the restart").status_code == 201
+    instances = processes_under(hub.data_dir)
+
+    hub.restart()
+    assert alice.server_model().get("ready") is True  # re-attached ...
+    assert processes_under(hub.data_dir) == instances  # ... to the same process, not a new one
+    assert alice.lab().status_code == 200
+    assert alice.get_file("note.txt").json()["content"] == "before the restart"
