@@ -47,3 +47,42 @@ def postgres_url():
         missing_peer("PostgreSQL server not installed (apt-get install postgresql)")
     with postgres_server() as url:
         yield url
+
+
+CHROMIUM = os.environ.get("VISA_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--no-first-run", "--disable-sync", "--disable-quic",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium driven by Playwright (never a downloaded browser).
+
+    Module-scoped: Playwright's sync API keeps an event loop running, which must be gone before
+    pytest-asyncio's tests in other modules run.
+    """
+    if not Path(CHROMIUM).exists():
+        missing_peer(f"{CHROMIUM} not installed (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing_peer("playwright not installed (pip install playwright)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, tmp_path):
+    """A fresh browser context (no cookies) and page; a screenshot is kept in the test's tmp dir."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    yield page
+    try:
+        page.screenshot(path=str(tmp_path / "last-page.png"))
+    finally:
+        context.close()

@@ -124,7 +124,16 @@ def selectable_experiments(
         e for e in candidates.values()
         if catalog.instrument(e.instrument) and (person.is_staff or is_open(e, catalog, now))
     ]
-    return sorted(chosen, key=lambda e: (-e.starts_at.timestamp(), e.code))
+    return sorted(chosen, key=lambda e: _relevance(e, now))
+
+
+def _relevance(experiment: Experiment, now: dt.datetime) -> tuple[int, float, str]:
+    """Running experiments first, then upcoming (soonest first), then past (latest first)."""
+    if experiment.starts_at <= now < experiment.ends_at:
+        return (0, 0.0, experiment.code)
+    if experiment.starts_at > now:
+        return (1, (experiment.starts_at - now).total_seconds(), experiment.code)
+    return (2, (now - experiment.ends_at).total_seconds(), experiment.code)
 
 
 def may_use_service(person: Person, catalog: Catalog, now: dt.datetime) -> bool:

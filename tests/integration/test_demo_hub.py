@@ -45,7 +45,7 @@ def test_spawn_lab_stop_and_find_files_again(database, start_hub, session_factor
     form = alice.login()
     assert form.url.path == "/hub/spawn", form.text[:500]
     offered = re.findall(r'name="experiment"[^>]*value="([^"]+)"', form.text)
-    assert offered == ["ODIN-2026-007", "LOKI-2026-042"]  # not BIFROST (opens later), nothing of others
+    assert offered == ["LOKI-2026-042", "ODIN-2026-007"]  # running first; not BIFROST (opens later)
 
     pending = alice.submit_spawn_form(experiment="LOKI-2026-042", flavour="large",
                                       image="ess-analysis-2026.04", lifetime_hours="12")

@@ -1,0 +1,42 @@
+"""In a real browser: log in, pick an experiment, and see JupyterLab load."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+
+def test_login_pick_experiment_and_lab_loads(start_hub, page, tmp_path):
+    hub = start_hub()
+    page.goto(f"{hub.url}/hub/login")
+    page.fill("#username_input", "alice")
+    page.fill("#password_input", "visa-demo")
+    page.click("#login_submit")
+
+    # the spawn form lists her experiments, the running one first chosen
+    page.wait_for_selector("#visa-spawn-form")
+    loki = page.locator("input[name=experiment][value='LOKI-2026-042']")
+    odin = page.locator("input[name=experiment][value='ODIN-2026-007']")
+    assert loki.is_checked()
+    # choosing ODIN offers ODIN's flavours only, and its lifetime limit
+    odin.check()
+    assert page.locator("#flavour option[value='gpu-large']").is_enabled()
+    assert page.locator("#flavour option[value='small']").is_disabled()
+    assert page.input_value("#flavour") == "large"
+    assert "At most 72 hours for ODIN" in page.inner_text("#lifetime-help")
+    # back to LoKI: the GPU flavour is not offered there
+    loki.check()
+    assert page.locator("#flavour option[value='gpu-large']").is_disabled()
+    page.select_option("#flavour", "small")
+    page.screenshot(path=str(tmp_path / "spawn-form.png"))
+    page.click("#spawn_form button[type=submit], #spawn_form input[type=submit]")
+
+    # progress page, then JupyterLab itself (its shell and launcher render)
+    page.wait_for_url(re.compile(r".*/user/alice/lab.*"), timeout=90_000)
+    page.wait_for_selector("#jp-main-dock-panel", timeout=60_000)
+    page.wait_for_selector(".jp-Launcher", timeout=60_000)
+    page.screenshot(path=str(tmp_path / "lab.png"))
+    assert "JupyterLab" in page.title()
