@@ -1,0 +1,57 @@
+"""``python -m visa_hub.testing.openstack_sim --port 5000 --workdir /tmp/os-sim``: serve the simulator.
+
+Prints a ``clouds.yaml`` for it and writes it to ``<workdir>/clouds.yaml``
+(use with ``OS_CLIENT_CONFIG_FILE=<workdir>/clouds.yaml OS_CLOUD=visa-sim``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+import yaml
+
+from .app import OpenStackSimulator
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m visa_hub.testing.openstack_sim", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
+    parser.add_argument("--port", type=int, default=0, help="port to listen on (default: any free port)")
+    parser.add_argument("--workdir", type=Path, default=Path("openstack-sim"),
+                        help="directory for server logs, volumes and clouds.yaml (default %(default)s)")
+    parser.add_argument("--boot-delay", type=float, default=2.0, help="seconds from create to ACTIVE")
+    parser.add_argument("--app-credential", action="store_true",
+                        help="write an application-credential clouds.yaml instead of a password one")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    return parser.parse_args(argv)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    sim = OpenStackSimulator(args.workdir, host=args.host, boot_delay=args.boot_delay)
+    await sim.start(args.port)
+    clouds = yaml.safe_dump(sim.clouds_yaml(use_app_credential=args.app_credential), sort_keys=False)
+    (sim.workdir / "clouds.yaml").write_text(clouds)
+    print(f"# OpenStack simulator on {sim.url}; clouds.yaml written to {sim.workdir / 'clouds.yaml'}")
+    print(clouds, flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await sim.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    asyncio.run(serve(args))
+
+
+if __name__ == "__main__":
+    main()
