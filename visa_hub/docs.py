@@ -1,0 +1,68 @@
+"""Generate the operator's configuration reference (README) from the traitlets ``help=`` texts.
+
+    python -m visa_hub.docs            print the reference
+    python -m visa_hub.docs --write    update the section between the markers in README.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import textwrap
+from pathlib import Path
+
+START, END = "<!-- config-reference:start -->", "<!-- config-reference:end -->"
+
+# (import path, the classes whose own traits are documented under it)
+DOCUMENTED = [
+    ("visa_hub.site:VisaSite", ["visa_hub.site:VisaSite"]),
+    ("visa_hub.useroffice.file:FileUserOffice", ["visa_hub.useroffice.file:FileUserOffice"]),
+    ("authenticators.demo:DemoAuthenticator", ["authenticators.base:UserOfficeAuthorizationMixin"]),
+    ("spawners.local:LocalSpawner", ["spawners.local:LocalSpawner"]),
+]
+
+
+def _load(path: str) -> type:
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def reference() -> str:
+    """Markdown: one section per class, one entry per configurable trait it adds."""
+    parts = []
+    for shown, owners in DOCUMENTED:
+        cls = _load(shown)
+        parts.append(f"### `{cls.__name__}`\n\n{(cls.__doc__ or '').strip().splitlines()[0]}\n")
+        for owner in map(_load, owners):
+            for name, trait in sorted(owner.class_own_traits(config=True).items()):
+                default = trait.default_value_repr()
+                help_text = textwrap.dedent(trait.help or "").strip().replace("\n", " ")
+                parts.append(f"- `c.{cls.__name__}.{name}` ({type(trait).__name__}, default `{default}`): {help_text}")
+        parts.append("")
+    return "\n".join(parts).strip() + "\n"
+
+
+def update_readme(readme: Path) -> bool:
+    """Rewrite the reference section of ``readme``; True if it changed."""
+    text = readme.read_text()
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    new = f"{head}{START}\n{reference()}{END}{tail}"
+    if new != text:
+        readme.write_text(new)
+    return new != text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help="update README.md in place")
+    args = parser.parse_args()
+    if args.write:
+        readme = Path(__file__).resolve().parents[1] / "README.md"
+        print("README.md updated" if update_readme(readme) else "README.md already up to date")
+    else:
+        print(reference(), end="")
+
+
+if __name__ == "__main__":
+    main()
