@@ -6,6 +6,7 @@ Used by the end-to-end tests, the browser tests and the benchmarks: nothing here
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -175,6 +176,19 @@ class UserSession:
             return model if model.get("ready") else None
 
         return wait_until(ready, timeout, f"{self.username}'s server to be ready", interval=0.25)
+
+    def progress_messages(self, timeout: float = 90) -> list[str]:
+        """Follow the hub's progress event stream for her server until it is ready; the messages shown."""
+        messages = []
+        url = f"/hub/api/users/{self.username}/server/progress"
+        with self.http.stream("GET", url, headers=self._hub_xsrf(), timeout=timeout) as stream:
+            for line in stream.iter_lines():
+                if line.startswith("data:"):
+                    event = json.loads(line[5:])
+                    messages.append(event.get("message", ""))
+                    if event.get("ready") or event.get("failed"):
+                        break
+        return messages
 
     def lab(self) -> httpx.Response:
         return self.http.get(f"/user/{self.username}/lab")

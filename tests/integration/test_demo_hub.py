@@ -50,6 +50,9 @@ def test_spawn_lab_stop_and_find_files_again(database, start_hub, session_factor
     pending = alice.submit_spawn_form(experiment="LOKI-2026-042", flavour="large",
                                       image="ess-analysis-2026.04", lifetime_hours="12")
     assert pending.status_code == 200, pending.text[:1000]
+    progress = alice.progress_messages()  # what the spawn-pending page shows her
+    assert any("Experiment LOKI-2026-042 on LoKI: large (16 CPU, 64 GB)" in m for m in progress), progress
+    assert any("Creating your persistent home" in m for m in progress), progress
     alice.wait_ready()
     lab = alice.lab()
     assert lab.status_code == 200 and "JupyterLab" in lab.text
@@ -66,6 +69,7 @@ def test_spawn_lab_stop_and_find_files_again(database, start_hub, session_factor
 
     alice.submit_spawn_form(experiment="LOKI-2026-042", flavour="large", image="ess-analysis-2026.04",
                             lifetime_hours="12")
+    assert any("Using your persistent home" in m for m in alice.progress_messages())
     alice.wait_ready()
     assert alice.lab().status_code == 200  # opening Lab logs her in to the new instance
     saved = alice.get_file("results.txt")
