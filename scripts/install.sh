@@ -37,4 +37,7 @@ fi
 
 echo "==> npm tools"
 npm install --no-audit --no-fund --loglevel=error >/dev/null
+if [ "$what" = test ]; then
+  npm ci --prefix tests/peers/keycloak --no-audit --no-fund --loglevel=error >/dev/null
+fi
 echo "==> installed ($what)"
