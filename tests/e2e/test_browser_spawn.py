@@ -38,5 +38,16 @@ def test_login_pick_experiment_and_lab_loads(start_hub, page, tmp_path):
     page.wait_for_url(re.compile(r".*/user/alice/lab.*"), timeout=90_000)
     page.wait_for_selector("#jp-main-dock-panel", timeout=60_000)
     page.wait_for_selector(".jp-Launcher", timeout=60_000)
-    page.screenshot(path=str(tmp_path / "lab.png"))
     assert "JupyterLab" in page.title()
+
+    # the visa-hub extension shows her session in the status bar, counting down from 24 hours
+    status = page.locator(".visa-hub-status")
+    status.wait_for()
+    assert re.fullmatch(r"LOKI-2026-042 · LoKI · 2[34]h \d+m left", status.inner_text()), status.inner_text()
+    status.click()
+    panel = page.locator("#visa-hub-session")
+    panel.wait_for()
+    assert "Self-assembly of lipid nanodiscs under shear" in panel.inner_text()
+    assert "small" in panel.inner_text()
+    assert page.get_attribute("#visa-hub-session a.visa-hub-relaunch", "href").endswith("/hub/spawn")
+    page.screenshot(path=str(tmp_path / "lab.png"))
