@@ -20,6 +20,7 @@ Environment variables (all optional; the defaults give the demo on http://127.0.
 ``VISA_SPAWNER``            spawner entry point (``visa-local``)
 ``VISA_DEMO_PASSWORD``      the demo's shared password (``visa-demo``)
 ``VISA_KEEP_SERVERS``       ``1`` (default): instances keep running when the hub stops and are re-attached
+``VISA_LOG_LEVEL``          the hub's log level (``INFO``; ``DEBUG`` never shows tokens or passwords)
 ``JUPYTERHUB_CRYPT_KEY``    key for encrypted auth_state (default: generated once into the data dir)
 ==========================  ===============================================================================
 """
@@ -78,6 +79,7 @@ def configure(c: Any, env: Mapping[str, str] | None = None) -> Path:
     c.JupyterHub.cookie_secret_file = str(data_dir / "jupyterhub_cookie_secret")
     c.CryptKeeper.keys = [_crypt_key(data_dir, env).encode()]
     c.JupyterHub.cleanup_servers = env.get("VISA_KEEP_SERVERS", "1") != "1"
+    c.JupyterHub.log_level = env.get("VISA_LOG_LEVEL", "INFO")
 
     c.JupyterHub.authenticator_class = env.get("VISA_AUTHENTICATOR", "visa-demo")
     c.JupyterHub.spawner_class = env.get("VISA_SPAWNER", "visa-local")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -150,3 +151,26 @@ def test_restarted_hub_reattaches_running_instances(start_hub, session_factory):
     assert processes_under(hub.data_dir) == instances  # ... to the same process, not a new one
     assert alice.lab().status_code == 200
     assert alice.get_file("note.txt").json()["content"] == "before the restart"
+
+
+def test_no_secret_reaches_the_hub_log_even_at_debug_level(start_hub, session_factory):
+    hub = start_hub(VISA_LOG_LEVEL="DEBUG")
+    alice = session_factory(hub, "alice")
+    alice.login()
+    alice.submit_spawn_form(experiment="LOKI-2026-042")
+    alice.wait_ready()
+    assert alice.lab().status_code == 200
+    [instance] = processes_under(hub.data_dir)
+    environ = dict(
+        item.split("=", 1) for item in Path(f"/proc/{instance}/environ").read_text().split("\0") if "=" in item
+    )
+    secrets = {
+        "the instance's API token": environ["JUPYTERHUB_API_TOKEN"],
+        "the auth_state key": (hub.data_dir / "jupyterhub_crypt_key").read_text().strip(),
+        "the cookie secret": (hub.data_dir / "jupyterhub_cookie_secret").read_text().strip(),
+        "the demo password": "visa-demo",
+    }
+    log = hub.log_text()
+    assert "[D " in log  # really at debug level
+    for what, secret in secrets.items():
+        assert secret not in log, f"{what} is in the hub log"
