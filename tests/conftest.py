@@ -10,6 +10,9 @@ import pytest
 
 from hubtest import HubProcess
 
+# openstack_sim / openstack_conn: the OpenStack API simulator in a thread, and an openstacksdk connection to it
+pytest_plugins = ["visa_hub.testing.openstack_sim.fixtures"]
+
 REQUIRE_INTEGRATION = os.environ.get("VISA_REQUIRE_INTEGRATION") == "1"
 
 

@@ -26,6 +26,16 @@ def session_factory():
         session.close()
 
 
+def alice_in_lab(hub, session_factory) -> UserSession:
+    """Alice logged in, with an instance for her running LoKI experiment and Lab open."""
+    alice = session_factory(hub, "alice")
+    alice.login()
+    alice.submit_spawn_form(experiment="LOKI-2026-042")
+    alice.wait_ready()
+    assert alice.lab().status_code == 200
+    return alice
+
+
 def checked_experiment(html: str) -> str | None:
     match = re.search(r'<input[^>]*name="experiment"[^>]*value="([^"]+)"[^>]*checked', html)
     return match.group(1) if match else None
@@ -138,11 +148,7 @@ def test_groups_admin_and_staff_view(start_hub, session_factory):
 
 def test_restarted_hub_reattaches_running_instances(start_hub, session_factory):
     hub = start_hub(VISA_KEEP_SERVERS="1")
-    alice = session_factory(hub, "alice")
-    alice.login()
-    alice.submit_spawn_form(experiment="LOKI-2026-042")
-    alice.wait_ready()
-    assert alice.lab().status_code == 200
+    alice = alice_in_lab(hub, session_factory)
     assert alice.put_file("note.txt", "before the restart").status_code == 201
     instances = processes_under(hub.data_dir)
 
@@ -155,11 +161,7 @@ def test_restarted_hub_reattaches_running_instances(start_hub, session_factory):
 
 def test_no_secret_reaches_the_hub_log_even_at_debug_level(start_hub, session_factory):
     hub = start_hub(VISA_LOG_LEVEL="DEBUG")
-    alice = session_factory(hub, "alice")
-    alice.login()
-    alice.submit_spawn_form(experiment="LOKI-2026-042")
-    alice.wait_ready()
-    assert alice.lab().status_code == 200
+    alice_in_lab(hub, session_factory)
     [instance] = processes_under(hub.data_dir)
     environ = dict(
         item.split("=", 1) for item in Path(f"/proc/{instance}/environ").read_text().split("\0") if "=" in item

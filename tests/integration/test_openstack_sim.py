@@ -9,7 +9,7 @@ import stat
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import openstack
@@ -25,20 +25,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
 ]
 T = TypeVar("T")
-
-
-@pytest.fixture
-def openstack_sim(tmp_path: Any) -> Iterator[SimulatorThread]:
-    """A fresh simulator per test; stopping it stops every server process it started."""
-    with SimulatorThread(workdir=tmp_path / "openstack-sim", boot_delay=0.3) as sim_thread:
-        yield sim_thread
-
-
-@pytest.fixture
-def openstack_conn(openstack_sim: SimulatorThread) -> Iterator[Any]:
-    conn = openstack_sim.connect()
-    yield conn
-    conn.close()
 
 
 def wait_until(check: Callable[[], T], timeout: float = 10.0, interval: float = 0.05) -> T:
