@@ -83,6 +83,7 @@ def configure(c: Any, env: Mapping[str, str] | None = None) -> Path:
 
     c.JupyterHub.authenticator_class = env.get("VISA_AUTHENTICATOR", "visa-demo")
     c.JupyterHub.spawner_class = env.get("VISA_SPAWNER", "visa-local")
+    c.JupyterHub.template_paths = [str(Path(__file__).parent / "templates")]
     c.JupyterHub.template_vars = {"announcement_login": "visa-hub — ESS data analysis"}
 
     if env.get("VISA_CATALOG"):

@@ -18,6 +18,7 @@ def test_login_pick_experiment_and_lab_loads(start_hub, page, tmp_path):
 
     # the spawn form lists her experiments, the running one first chosen
     page.wait_for_selector("#visa-spawn-form")
+    assert page.inner_text("h1") == "Start an instance"
     loki = page.locator("input[name=experiment][value='LOKI-2026-042']")
     odin = page.locator("input[name=experiment][value='ODIN-2026-007']")
     assert loki.is_checked()
