@@ -129,6 +129,18 @@ def test_the_server_refuses_what_the_form_should_not_offer(start_hub, session_fa
     too_long = bob.submit_spawn_form(experiment="LOKI-2026-042", lifetime_hours="1000")
     assert too_long.status_code == 400 and "at most 168 hours" in too_long.text
 
+    # the REST API gets the same checks and messages as the form
+    api = f"/hub/api/users/{bob.username}/server"
+    for options, message in [
+        ({"experiment": "ODIN-2026-007"}, "You are not a member of experiment ODIN-2026-007"),
+        ({"experiment": "LOKI-2026-042", "lifetime_hours": "forever"}, "The lifetime must be a number of hours"),
+        ({"experiment": "LOKI-2026-042", "gpu": True}, "Unknown option(s): gpu."),
+    ]:
+        response = bob.http.post(api, json=options, headers=bob._hub_xsrf())
+        assert response.status_code == 400, response.text
+        assert message in response.json()["message"]
+    assert bob.server_model() == {}
+
 
 def test_groups_admin_and_staff_view(start_hub, session_factory):
     hub = start_hub()
