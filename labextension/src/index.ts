@@ -8,6 +8,7 @@ import { fetchSession, IVisaSession } from './api';
 import { Countdown } from './clock';
 import { SessionPanel } from './panel';
 import { SessionStatus } from './status';
+import { desktopPlugin } from './desktopPlugin';
 
 const PLUGIN_ID = '@visa-hub/labextension:session';
 const OPEN_COMMAND = 'visa-hub:open-session';
@@ -87,4 +88,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   activate
 };
 
-export default plugin;
+export default [plugin, desktopPlugin];

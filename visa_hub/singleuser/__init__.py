@@ -1,14 +1,16 @@
 """Jupyter Server extension running inside every visa-hub instance.
 
-It serves the session information the labextension shows (``GET {base_url}visa/api/session``) and will host
-the desktop proxy entry. It is enabled by ``jupyter-config/jupyter_server_config.d/visa_hub.json``, which the
-wheel installs into ``etc/jupyter/jupyter_server_config.d/``.
+It serves the session information the labextension shows (``GET {base_url}visa/api/session``) and the
+remote desktop (``{base_url}visa-desktop/``, a jupyter-server-proxy raw socket entry to Xvnc, see
+:mod:`visa_hub.singleuser.desktop`). It is enabled by ``jupyter-config/jupyter_server_config.d/visa_hub.json``,
+which the wheel installs into ``etc/jupyter/jupyter_server_config.d/``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from .desktop import setup_desktop
 from .handlers import setup_handlers
 
 
@@ -21,3 +23,9 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     """Register our handlers on the server's web application."""
     setup_handlers(serverapp.web_app)
     serverapp.log.info("visa-hub: session API at %svisa/api/session", serverapp.web_app.settings["base_url"])
+    try:
+        setup_desktop(serverapp)
+    except Exception:  # a broken desktop must not take the session API and Lab down with it
+        serverapp.log.exception("visa-hub: the desktop could not be set up")
+    else:
+        serverapp.log.info("visa-hub: desktop at %svisa-desktop/", serverapp.web_app.settings["base_url"])

@@ -1,0 +1,140 @@
+"""The desktop's knobs (``c.VisaDesktop.*`` in the Jupyter Server config) and the spec handed to the launcher."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from traitlets import Bool, Float, Int, List, Unicode, default, validate
+from traitlets.config import Configurable
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+#: Unix socket paths longer than this do not fit in ``sockaddr_un``.
+MAX_SOCKET_PATH = 107
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """Everything :mod:`visa_hub.singleuser.desktop.launch` needs, written as JSON into the private directory."""
+
+    xvnc: str
+    socket: str
+    xauthority: str
+    log: str
+    geometry: str
+    depth: int
+    desktop_name: str
+    xvnc_args: list[str]
+    window_manager: list[str]
+    panel: list[str]
+    autostart: list[list[str]]
+    background: str
+    cwd: str
+    startup_timeout: float
+
+
+class VisaDesktop(Configurable):
+    """The remote desktop of an instance: TigerVNC's Xvnc on a private unix socket with a light session."""
+
+    enabled = Bool(True, config=True, help="Offer the Desktop (Xvnc over jupyter-server-proxy) on this server.")
+    xvnc = Unicode(
+        "Xvnc", config=True,
+        help="The Xvnc program (TigerVNC), a name looked up on PATH or an absolute path.",
+    )
+    geometry = Unicode(
+        "1280x800", config=True,
+        help="Screen size Xvnc starts with (WIDTHxHEIGHT); the Desktop tab then resizes it to fit the tab.",
+    )
+    depth = Int(24, config=True, help="Colour depth of the X screen (16, 24 or 32).")
+    desktop_name = Unicode("VISA desktop", config=True, help="Name of the desktop as VNC clients show it.")
+    xvnc_args = List(
+        Unicode(), config=True,
+        help="Extra Xvnc arguments, e.g. ['-MaxCutText', '1048576']. Do not add TCP listeners: "
+             "the unix socket is the desktop's only door.",
+    )
+    window_manager = List(Unicode(), ["openbox"], config=True, help="Window manager command; [] for none.")
+    panel = List(
+        Unicode(), config=True,
+        help="Panel (task bar with a menu) command; [] for none. Default: tint2 with visa-hub's panel layout.",
+    )
+    autostart = List(
+        List(Unicode()), [["xterm"]], config=True,
+        help="Programs started once the desktop is up, each a command list (default: a terminal).",
+    )
+    background = Unicode("#23415f", config=True, help="Desktop background colour (xsetroot -solid); '' for none.")
+    startup_timeout = Float(
+        20.0, config=True, help="Seconds to wait for Xvnc to accept connections before reporting a failure.",
+    )
+    runtime_dir = Unicode(
+        "", config=True,
+        help="Directory in which the desktop's private (0700) directory with its socket is created "
+             "(default: the system's temporary directory). Keep it short: socket paths are limited to 107 bytes.",
+    )
+
+    @default("panel")
+    def _default_panel(self) -> list[str]:
+        return ["tint2", "-c", str(PACKAGE_DIR / "session" / "tint2rc")]
+
+    @validate("geometry")
+    def _valid_geometry(self, proposal):
+        width, _, height = proposal["value"].partition("x")
+        if not (width.isdigit() and height.isdigit()):
+            raise ValueError(f"VisaDesktop.geometry must be WIDTHxHEIGHT, not {proposal['value']!r}")
+        return proposal["value"]
+
+    def xvnc_path(self) -> str | None:
+        """Where Xvnc is, or ``None`` when it is not installed."""
+        return shutil.which(self.xvnc)
+
+    def missing_message(self) -> str:
+        """What to tell the user when the desktop cannot start because Xvnc is missing."""
+        return (
+            f"The desktop cannot start: {self.xvnc!r} (TigerVNC) is not installed on this instance. "
+            "An administrator installs it with scripts/install-desktop.sh (Debian package "
+            "tigervnc-standalone-server)."
+        )
+
+    def make_private_dir(self) -> Path:
+        """A fresh directory only this user can enter; it holds the socket, the Xauthority file and the log."""
+        parent = self.runtime_dir or None
+        private = Path(tempfile.mkdtemp(prefix="visa-desktop-", dir=parent))
+        os.chmod(private, 0o700)
+        socket = private / "vnc.sock"
+        if len(os.fsencode(socket)) > MAX_SOCKET_PATH:
+            raise ValueError(f"VisaDesktop.runtime_dir is too long for a unix socket path: {socket}")
+        return private
+
+    def launch_spec(self, private_dir: Path, cwd: str) -> LaunchSpec:
+        """The launcher's instructions for a desktop living in ``private_dir`` and opening in ``cwd``."""
+        return LaunchSpec(
+            xvnc=self.xvnc_path() or self.xvnc,
+            socket=str(private_dir / "vnc.sock"),
+            xauthority=str(private_dir / "Xauthority"),
+            log=str(private_dir / "desktop.log"),
+            geometry=self.geometry,
+            depth=self.depth,
+            desktop_name=self.desktop_name,
+            xvnc_args=list(self.xvnc_args),
+            window_manager=list(self.window_manager),
+            panel=list(self.panel),
+            autostart=[list(cmd) for cmd in self.autostart],
+            background=self.background,
+            cwd=cwd,
+            startup_timeout=self.startup_timeout,
+        )
+
+
+def write_spec(spec: LaunchSpec, path: Path) -> None:
+    """Write ``spec`` as JSON readable by this user only."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(asdict(spec), out, indent=1)
+
+
+def read_spec(path: Path) -> LaunchSpec:
+    """The spec :func:`write_spec` wrote."""
+    return LaunchSpec(**json.loads(Path(path).read_text()))
