@@ -7,12 +7,16 @@ that file and is safe to share between the hub's authenticator and spawners.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from .sitedata import Node, SiteDataError, load_yaml
 
-__all__ = ["AccessWindow", "Catalog", "Flavour", "Image", "InstrumentRule", "SiteDataError", "load_catalog"]
+__all__ = [
+    "AccessWindow", "Catalog", "DaskProfile", "Flavour", "Image", "InstrumentRule", "SiteDataError", "load_catalog",
+]
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,42 @@ class Image:
 
 
 @dataclass(frozen=True)
+class DaskProfile:
+    """Resources of one Dask worker job on the site's Slurm cluster (a dask-jobqueue ``SLURMCluster`` job).
+
+    The Slurm account is not part of a profile: it is always the code of the session's experiment.
+    """
+
+    name: str
+    partition: str
+    cores: int
+    memory_gb: float
+    walltime: str  # Slurm time, e.g. "01:00:00" or "1-00:00:00"
+    processes: int = 1  # Dask worker processes per job (the cores are shared between them)
+    max_jobs: int = 4  # most worker jobs one session may have queued or running
+    job_directives: tuple[str, ...] = ()  # extra "#SBATCH <directive>" lines, e.g. "--qos=normal"
+    worker_prologue: tuple[str, ...] = ()  # shell lines run in the worker job before the worker starts
+    description: str = ""
+
+    @property
+    def label(self) -> str:
+        return (f"{self.name} ({self.cores} cores, {self.memory_gb:g} GB per job, partition {self.partition}, "
+                f"up to {self.max_jobs} jobs of {self.walltime})")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able, for the instance's environment (see :func:`visa_hub.policy.session_environment`)."""
+        data = asdict(self)
+        data["job_directives"] = list(self.job_directives)
+        data["worker_prologue"] = list(self.worker_prologue)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DaskProfile:
+        return cls(**{**data, "job_directives": tuple(data.get("job_directives") or ()),
+                      "worker_prologue": tuple(data.get("worker_prologue") or ())})
+
+
+@dataclass(frozen=True)
 class InstrumentRule:
     """What experiments on one instrument may use."""
 
@@ -52,6 +92,8 @@ class InstrumentRule:
     max_lifetime_hours: float
     default_lifetime_hours: float
     images: tuple[str, ...]
+    dask_profiles: tuple[str, ...] = ()
+    default_dask_profile: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,12 +115,16 @@ class Catalog:
     instruments: tuple[InstrumentRule, ...]
     access: AccessWindow
     source: str = "<memory>"
+    dask_profiles: tuple[DaskProfile, ...] = ()
 
     def flavour(self, name: str) -> Flavour | None:
         return next((f for f in self.flavours if f.name == name), None)
 
     def image(self, name: str) -> Image | None:
         return next((i for i in self.images if i.name == name), None)
+
+    def dask_profile(self, name: str) -> DaskProfile | None:
+        return next((p for p in self.dask_profiles if p.name == name), None)
 
     def instrument(self, name: str) -> InstrumentRule | None:
         """The rule for an instrument, matched case-insensitively (User Office spellings vary)."""
@@ -116,10 +162,76 @@ def _image(node: Node) -> Image:
     )
 
 
-def _instrument(node: Node, flavours: set[str], images: set[str]) -> InstrumentRule:
+# Slurm time formats a profile may use: MM:SS is left out on purpose (too easy to mistake for HH:MM).
+_WALLTIME = re.compile(r"^(?:(\d+)-)?(\d{1,2}):(\d{2}):(\d{2})$|^(\d+)-(\d{1,2})(?::(\d{2}))?$")
+# Directives a profile must not set: the session controls them (account = experiment) or dask-jobqueue does.
+_RESERVED_DIRECTIVES = {
+    "-A": "the account is always the experiment's code",
+    "--account": "the account is always the experiment's code",
+    "-p": "use the profile's partition key",
+    "--partition": "use the profile's partition key",
+    "-t": "use the profile's walltime key",
+    "--time": "use the profile's walltime key",
+    "--mem": "use the profile's memory_gb key",
+    "--cpus-per-task": "use the profile's cores key",
+    "-J": "dask-jobqueue names the job",
+    "--job-name": "dask-jobqueue names the job",
+}
+
+
+def _dask_profile(node: Node) -> DaskProfile:
+    node.mapping(allowed={"name", "description", "partition", "cores", "memory_gb", "processes",
+                                 "walltime", "max_jobs", "job_directives", "worker_prologue"})
+    cores = node.key("cores").number(minimum=1, integer=True)
+    processes_node = node.key("processes", 1)
+    processes = processes_node.number(minimum=1, integer=True)
+    if processes > cores:
+        raise processes_node.error(f"must not exceed cores ({cores}), got {processes}")
+    walltime_node = node.key("walltime")
+    walltime = walltime_node.text()
+    if not _WALLTIME.match(walltime):
+        raise walltime_node.error(f"must be a Slurm time like 01:30:00 or 2-00:00:00, got {walltime!r}")
+    directives_node = node.key("job_directives", [])
+    directives = directives_node.text_list()
+    for item, directive in zip(directives_node.items(), directives, strict=True):
+        if not directive.startswith("-"):
+            raise item.error(f"must be an sbatch option such as --qos=normal, got {directive!r}")
+        option = re.split(r"[= ]", directive, maxsplit=1)[0]
+        if option in _RESERVED_DIRECTIVES:
+            raise item.error(f"{option} cannot be set here: {_RESERVED_DIRECTIVES[option]}")
+    return DaskProfile(
+        name=node.key("name").text(),
+        partition=node.key("partition").text(),
+        cores=cores,
+        memory_gb=float(node.key("memory_gb").number(minimum=0, strict_min=True)),
+        walltime=walltime,
+        processes=processes,
+        max_jobs=node.key("max_jobs", 4).number(minimum=1, integer=True),
+        job_directives=directives,
+        worker_prologue=node.key("worker_prologue", []).text_list(),
+        description=node.key("description", "").value or "",
+    )
+
+
+def _instrument_dask_profiles(node: Node, profiles: set[str]) -> tuple[tuple[str, ...], str | None]:
+    """An instrument's ``dask_profiles`` and ``default_dask_profile``, checked against the catalog's."""
+    names_node = node.key("dask_profiles", [])
+    names = names_node.text_list()
+    for item, name in zip(names_node.items(), names, strict=True):
+        if name not in profiles:
+            defined = ", ".join(sorted(profiles)) or "none: add a top-level dask_profiles list"
+            raise item.error(f"unknown Dask profile {name!r} (defined: {defined})")
+    default_node = node.key("default_dask_profile", names[0] if names else None)
+    default = default_node.optional_text()
+    if default is not None and default not in names:
+        raise default_node.error(f"{default!r} is not one of this instrument's dask_profiles")
+    return names, default
+
+
+def _instrument(node: Node, flavours: set[str], images: set[str], profiles: set[str]) -> InstrumentRule:
     node.mapping(
         allowed={"name", "technique", "flavours", "default_flavour", "max_lifetime_hours",
-                 "default_lifetime_hours", "images"}
+                 "default_lifetime_hours", "images", "dask_profiles", "default_dask_profile"}
     )
     allowed_flavours_node = node.key("flavours")
     allowed_flavours = allowed_flavours_node.text_list()
@@ -145,6 +257,7 @@ def _instrument(node: Node, flavours: set[str], images: set[str]) -> InstrumentR
     for index, item in enumerate(images_node.items()):
         if instrument_images[index] not in images:
             raise item.error(f"unknown image {instrument_images[index]!r} (defined: {', '.join(sorted(images))})")
+    dask_profiles, default_dask_profile = _instrument_dask_profiles(node, profiles)
     return InstrumentRule(
         name=node.key("name").text(),
         technique=node.key("technique", "").value or "",
@@ -153,12 +266,14 @@ def _instrument(node: Node, flavours: set[str], images: set[str]) -> InstrumentR
         max_lifetime_hours=max_lifetime,
         default_lifetime_hours=default_lifetime,
         images=instrument_images,
+        dask_profiles=dask_profiles,
+        default_dask_profile=default_dask_profile,
     )
 
 
 def parse_catalog(root: Node) -> Catalog:
     """Validate a parsed catalog document (see :func:`load_catalog`)."""
-    root.mapping(allowed={"site", "access", "flavours", "images", "default_image", "instruments"})
+    root.mapping(allowed={"site", "access", "flavours", "images", "default_image", "instruments", "dask_profiles"})
 
     flavour_nodes = list(root.key("flavours").items())
     if not flavour_nodes:
@@ -177,10 +292,15 @@ def parse_catalog(root: Node) -> Catalog:
     if default_image not in image_names:
         raise default_image_node.error(f"unknown image {default_image!r}")
 
+    profile_nodes = list(root.key("dask_profiles", []).items())
+    dask_profiles = [_dask_profile(n) for n in profile_nodes]
+    _unique(profile_nodes, [p.name for p in dask_profiles], "Dask profile")
+
     instrument_nodes = list(root.key("instruments").items())
     if not instrument_nodes:
         raise root.key("instruments").error("must define at least one instrument")
-    instruments = [_instrument(n, {f.name for f in flavours}, image_names) for n in instrument_nodes]
+    profile_names = {p.name for p in dask_profiles}
+    instruments = [_instrument(n, {f.name for f in flavours}, image_names, profile_names) for n in instrument_nodes]
     _unique(instrument_nodes, [i.name.casefold() for i in instruments], "instrument")
 
     access_node = root.key("access", {})
@@ -197,6 +317,7 @@ def parse_catalog(root: Node) -> Catalog:
         instruments=tuple(instruments),
         access=access,
         source=root.source,
+        dask_profiles=tuple(dask_profiles),
     )
 
 

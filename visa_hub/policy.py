@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .catalog import Catalog, Flavour, Image, InstrumentRule
+from .catalog import Catalog, DaskProfile, Flavour, Image, InstrumentRule
 from .people import Experiment, Person
 
 
@@ -76,6 +76,8 @@ class SessionPlan:
     lifetime_hours: float
     starts_at: dt.datetime
     environment: dict[str, str] = field(default_factory=dict)
+    dask_profiles: tuple[DaskProfile, ...] = ()  # the Dask profiles this session may use
+    default_dask_profile: DaskProfile | None = None  # what SLURMCluster() and "New cluster" give
 
     @property
     def expires_at(self) -> dt.datetime:
@@ -93,6 +95,8 @@ class SessionPlan:
             "lifetime_hours": self.lifetime_hours,
             "starts_at": self.starts_at.isoformat(),
             "expires_at": self.expires_at.isoformat(),
+            "dask_profiles": [p.name for p in self.dask_profiles],
+            "default_dask_profile": self.default_dask_profile.name if self.default_dask_profile else None,
         }
 
 
@@ -239,6 +243,7 @@ def plan_session(
             field="lifetime_hours",
         )
 
+    profiles = tuple(p for p in (catalog.dask_profile(n) for n in rule.dask_profiles) if p is not None)
     plan = SessionPlan(
         username=person.username,
         experiment=experiment,
@@ -247,13 +252,27 @@ def plan_session(
         image=image,
         lifetime_hours=lifetime,
         starts_at=now,
+        dask_profiles=profiles,
+        default_dask_profile=catalog.dask_profile(rule.default_dask_profile) if rule.default_dask_profile else None,
     )
     return SessionPlan(**{**plan.__dict__, "environment": session_environment(plan)})
 
 
 def session_environment(plan: SessionPlan) -> dict[str, str]:
-    """Environment variables an instance gets, so tools inside it know their session."""
+    """Environment variables an instance gets, so tools inside it know their session.
+
+    ``VISA_DASK`` carries what :mod:`visa_hub.dask` writes as the instance's dask configuration: the Slurm
+    account (the experiment's code), the allowed profiles and the default one.
+    """
+    dask = {
+        "account": plan.experiment.code,
+        "experiment": plan.experiment.code,
+        "image": plan.image.name,
+        "default": plan.default_dask_profile.name if plan.default_dask_profile else None,
+        "profiles": [p.to_dict() for p in plan.dask_profiles],  # a list: the catalog's order
+    }
     return {
+        "VISA_DASK": json.dumps(dask, sort_keys=True),
         "VISA_EXPERIMENT": plan.experiment.code,
         "VISA_EXPERIMENT_TITLE": plan.experiment.title,
         "VISA_INSTRUMENT": plan.instrument.name,
