@@ -8,6 +8,8 @@ Whether she may use the service is the policy's decision (:mod:`visa_hub.policy`
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Set
 from typing import Any
 
 from tornado import web
@@ -58,9 +60,17 @@ class UserOfficeAuthorizationMixin(LoggingConfigurable):
         return VisaSite.instance(config=self.config, log=self.log)
 
     async def lookup_person(
-        self, *, username: str | None = None, subject: str | None = None, email: str | None = None
+        self,
+        *,
+        username: str | None = None,
+        subject: str | None = None,
+        email: str | None = None,
+        extra_roles: Set[str] = frozenset(),
     ) -> Person:
-        """The User Office's view of a user who just proved who she is; refusals are clear HTTP errors."""
+        """The User Office's view of a user who just proved who she is; refusals are clear HTTP errors.
+
+        ``extra_roles``: site roles the identity provider grants (e.g. Keycloak's staff), added to hers.
+        """
         try:
             person = await self.site.user_office.find_person(username=username, subject=subject, email=email)
         except UserOfficeUnavailable as exc:
@@ -75,18 +85,31 @@ class UserOfficeAuthorizationMixin(LoggingConfigurable):
                 403, f"{username or 'This account'} is not registered in the User Office. Register there "
                      "(or ask your principal investigator to add you to the proposal), then log in again."
             )
+        if extra_roles - person.roles:
+            person = dataclasses.replace(person, roles=person.roles | frozenset(extra_roles))
         return person
 
-    async def refresh_from_user_office(self, user, **lookup: str | None) -> bool | dict[str, Any]:
+    async def refresh_from_user_office(
+        self,
+        user,
+        *,
+        extra_state: dict[str, Any] | None = None,
+        extra_roles: Set[str] = frozenset(),
+        **lookup: str | None,
+    ) -> bool | dict[str, Any]:
         """``refresh_user`` for every authenticator: re-read the User Office before a spawn.
 
-        Unavailable User Office → keep the last known facts (True); refused now → log in again (False).
+        Unavailable User Office → keep the last known facts (True, or the previous ``auth_state`` updated
+        with ``extra_state``, e.g. fresh tokens); refused now → log in again (False).
         """
         try:
-            return self.user_model(await self.lookup_person(**lookup))
+            return self.user_model(await self.lookup_person(extra_roles=extra_roles, **lookup), extra_state)
         except web.HTTPError as exc:
             if exc.status_code == 503:
                 self.log.warning("Keeping cached experiments of %s: User Office unavailable", user.name)
+                if extra_state:
+                    previous = await user.get_auth_state() or {}
+                    return {"name": user.name, "auth_state": {**previous, **extra_state}}
                 return True
             self.log.info("Refresh of %s refused: %s", user.name, exc.log_message % exc.args)
             return False

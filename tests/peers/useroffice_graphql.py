@@ -34,9 +34,11 @@ SCHEMA = USEROFFICE_DIR / "schema.graphql"
 VISA_HUB_PERMISSIONS = (
     "UserQueries.getByOidcSub",
     "UserQueries.getBasicUserDetailsByEmail",
+    "UserQueries.get",
     "UserQueries.getBasic",
     "UserQueries.getProposers",
     "ProposalQueries.get",
+    "ProposalQueries.getAll",
     "ProposalQueries.getExperimentsByProposalPk",
     "InstrumentQueries.get",
     "InstrumentQueries.getInstrumentsByProposalPk",

@@ -1,8 +1,9 @@
 """The User Office: who is a member of which experiment, on which instrument, when; who is staff.
 
-One interface, several backends: :class:`~visa_hub.useroffice.file.FileUserOffice` (demo data from YAML)
-now, the GraphQL client of ESS's user-office-core later. Authenticators gather facts through it; the policy
-decides what the facts allow.
+One interface, several backends: :class:`~visa_hub.useroffice.file.FileUserOffice` (demo data from YAML,
+the default) and :class:`~visa_hub.useroffice.graphql.GraphQLUserOffice` (ESS's user-office-core over
+GraphQL, cached, kept current by its RabbitMQ events: ``cache.py``, ``events.py``). Authenticators gather
+facts through it; the policy decides what the facts allow.
 """
 
 from __future__ import annotations

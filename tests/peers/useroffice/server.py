@@ -289,6 +289,14 @@ def _resolvers() -> dict[str, dict[str, Any]]:
     def proposal(_root, info, primaryKey):
         return _store(info).get("proposals", primaryKey) if _allowed(info, "ProposalQueries.get") else None
 
+    def proposals(_root, info, first=None, offset=None):
+        if not _allowed(info, "ProposalQueries.getAll"):
+            return None
+        everything = sorted(_store(info).all("proposals"), key=lambda p: p["primaryKey"])
+        start = offset or 0
+        page = everything[start:] if first is None else everything[start:start + first]
+        return {"proposals": page, "totalCount": len(everything)}
+
     def user_roles(user, _info):
         roles = []
         for code in user["roles"]:
@@ -398,6 +406,7 @@ def _resolvers() -> dict[str, dict[str, Any]]:
             "basicUserDetails": basic_user_details,
             "user": user,
             "proposal": proposal,
+            "proposals": proposals,
         },
         "User": {
             "roles": user_roles,
