@@ -27,12 +27,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--boot-delay", type=float, default=2.0, help="seconds from create to ACTIVE")
     parser.add_argument("--app-credential", action="store_true",
                         help="write an application-credential clouds.yaml instead of a password one")
+    parser.add_argument("--catalog", default="",
+                        help="also seed the flavours and images of this site catalog YAML ('demo': the demo "
+                             "catalog), with an unlimited quota, so a hub with visa-openstack can use it")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
     return parser.parse_args(argv)
 
 
+def seed_catalog(sim: OpenStackSimulator, path: str) -> None:
+    """Flavours and cloud images named as in a site catalog (in addition to the defaults); no quota limits."""
+    from visa_hub.catalog import load_catalog
+
+    if path == "demo":
+        from visa_hub.demo import DEMO_CATALOG as path  # noqa: N811
+    catalog = load_catalog(path)
+    for flavour in catalog.flavours:
+        sim.add_flavor(flavour.name, flavour.cpus, int(flavour.memory_gb * 1024), 20)
+    for image in catalog.images:
+        sim.add_image(image.cloud_image or image.name)
+    sim.set_quota(instances=-1, cores=-1, ram=-1, volumes=-1, gigabytes=-1, floating_ips=-1)
+
+
 async def serve(args: argparse.Namespace) -> None:
     sim = OpenStackSimulator(args.workdir, host=args.host, boot_delay=args.boot_delay)
+    if args.catalog:
+        seed_catalog(sim, args.catalog)
     await sim.start(args.port)
     clouds = yaml.safe_dump(sim.clouds_yaml(use_app_credential=args.app_credential), sort_keys=False)
     (sim.workdir / "clouds.yaml").write_text(clouds)
