@@ -8,21 +8,18 @@ cd "$(dirname "$0")/.."
 what=${1:-run}
 VENV=${VISA_VENV:-.venv}
 
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+source scripts/lib.sh
 
 apt_packages=(python3 python3-venv python3-dev git make curl ca-certificates)
 command -v node >/dev/null 2>&1 || apt_packages+=(nodejs npm)
 if [ "$what" = test ]; then
   apt_packages+=(chromium postgresql fonts-dejavu-core)
 fi
-missing=()
-for p in "${apt_packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "==> apt-get install ${missing[*]}"
-  as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}"
+apt_ensure "${apt_packages[@]}"
+scripts/install-desktop.sh  # what an instance's Desktop tab runs (Xvnc, window manager, terminal)
+if [ "$what" = test ]; then  # test peers: Slurm, RabbitMQ
+  scripts/install-slurm.sh
+  scripts/install-useroffice-peers.sh
 fi
 
 # The system Python (not a per-user pyenv) so that instances started as other users can read the venv.

@@ -17,8 +17,14 @@ START, END = "<!-- config-reference:start -->", "<!-- config-reference:end -->"
 DOCUMENTED = [
     ("visa_hub.site:VisaSite", ["visa_hub.site:VisaSite"]),
     ("visa_hub.useroffice.file:FileUserOffice", ["visa_hub.useroffice.file:FileUserOffice"]),
+    ("visa_hub.useroffice.graphql:GraphQLUserOffice", ["visa_hub.useroffice.graphql:GraphQLUserOffice"]),
+    ("visa_hub.useroffice.events:UserOfficeEvents", ["visa_hub.useroffice.events:UserOfficeEvents"]),
     ("authenticators.demo:DemoAuthenticator", ["authenticators.base:UserOfficeAuthorizationMixin"]),
+    ("authenticators.keycloak:KeycloakAuthenticator", ["authenticators.keycloak:KeycloakAuthenticator"]),
     ("spawners.local:LocalSpawner", ["spawners.local:LocalSpawner"]),
+    ("visa_hub.singleuser.desktop.config:VisaDesktop", ["visa_hub.singleuser.desktop.config:VisaDesktop"]),
+    ("spawners.openstack:OpenStackSpawner", ["spawners.openstack:OpenStackSpawner"]),
+    ("spawners.slurm:SlurmSpawner", ["spawners.slurm:SlurmSpawner"]),
 ]
 
 

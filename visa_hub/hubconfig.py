@@ -20,6 +20,14 @@ Environment variables (all optional; the defaults give the demo on http://127.0.
 ``VISA_SPAWNER``            spawner entry point (``visa-local``)
 ``VISA_DEMO_PASSWORD``      the demo's shared password (``visa-demo``)
 ``VISA_KEEP_SERVERS``       ``1`` (default): instances keep running when the hub stops and are re-attached
+``VISA_KEYCLOAK_*``         for ``VISA_AUTHENTICATOR=visa-keycloak``: ``VISA_KEYCLOAK_REALM_URL`` (e.g.
+                            ``https://keycloak.ess.eu/realms/ess``), ``VISA_KEYCLOAK_CLIENT_ID`` (``visa-hub``),
+                            ``VISA_KEYCLOAK_CLIENT_SECRET``
+``VISA_USER_OFFICE_URL``    User Office GraphQL endpoint: switches from the file backend to ``GraphQLUserOffice``,
+                            with ``VISA_USER_OFFICE_TOKEN`` (API access token) and ``VISA_USER_OFFICE_AMQP_URL``
+                            (RabbitMQ of its events, optional)
+``OS_CLOUD``                for ``VISA_SPAWNER=visa-openstack``: the cloud in ``OS_CLIENT_CONFIG_FILE``
+                            (a ``clouds.yaml``; the OpenStack simulator writes one, see README)
 ``VISA_LOG_LEVEL``          the hub's log level (``INFO``; ``DEBUG`` never shows tokens or passwords)
 ``JUPYTERHUB_CRYPT_KEY``    key for encrypted auth_state (default: generated once into the data dir)
 ==========================  ===============================================================================
@@ -91,8 +99,26 @@ def configure(c: Any, env: Mapping[str, str] | None = None) -> Path:
     if env.get("VISA_USER_OFFICE_FILE"):
         c.FileUserOffice.path = env["VISA_USER_OFFICE_FILE"]
     c.DemoAuthenticator.user_password = env.get("VISA_DEMO_PASSWORD", "visa-demo")
+    _configure_production_identity(c, env)
     c.LocalSpawner.data_dir = str(data_dir)
     c.Spawner.default_url = "/lab"
     c.Spawner.http_timeout = 60
     c.Spawner.start_timeout = 120
+    c.OpenStackSpawner.start_timeout = 600  # a VM boots in minutes, not seconds
     return data_dir
+
+
+def _configure_production_identity(c: Any, env: Mapping[str, str]) -> None:
+    """Keycloak and the User Office's GraphQL API, when their environment variables are set."""
+    if env.get("VISA_KEYCLOAK_REALM_URL"):
+        c.KeycloakAuthenticator.realm_url = env["VISA_KEYCLOAK_REALM_URL"]
+        c.KeycloakAuthenticator.client_id = env.get("VISA_KEYCLOAK_CLIENT_ID", "visa-hub")
+        if env.get("VISA_KEYCLOAK_CLIENT_SECRET"):
+            c.KeycloakAuthenticator.client_secret = env["VISA_KEYCLOAK_CLIENT_SECRET"]
+    if env.get("VISA_USER_OFFICE_URL"):
+        c.VisaSite.user_office_class = "visa_hub.useroffice.graphql.GraphQLUserOffice"
+        c.GraphQLUserOffice.url = env["VISA_USER_OFFICE_URL"]
+        if env.get("VISA_USER_OFFICE_TOKEN"):
+            c.GraphQLUserOffice.token = env["VISA_USER_OFFICE_TOKEN"]
+        if env.get("VISA_USER_OFFICE_AMQP_URL"):
+            c.GraphQLUserOffice.amqp_url = env["VISA_USER_OFFICE_AMQP_URL"]
