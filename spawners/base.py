@@ -9,6 +9,8 @@ progress. Backends only create and destroy instances.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,19 @@ def policy_refusal(error: PolicyError) -> web.HTTPError:
     http_error = web.HTTPError(400, "%s", error.message)
     http_error.jupyterhub_message = error.message  # type: ignore[attr-defined]
     return http_error
+
+
+class ThisMachineSingleuser(LoggingConfigurable):
+    """Mixin: run ``jupyterhub-singleuser`` from this Python environment (local instances, simulated VMs)."""
+
+    @default("cmd")
+    def _cmd_default(self) -> list[str]:
+        # absolute: JupyterHub no longer passes PATH to the server by default
+        return [str(Path(sys.executable).with_name("jupyterhub-singleuser"))]
+
+    @default("args")
+    def _args_default(self) -> list[str]:
+        return ["--allow-root"] if os.geteuid() == 0 else []
 
 
 class VisaSpawnerMixin(LoggingConfigurable):
@@ -146,6 +161,10 @@ class VisaSpawnerMixin(LoggingConfigurable):
         if self.session_plan is not None:
             env.update(self.session_plan.environment)
         return env
+
+    @default("default_url")
+    def _default_url_default(self) -> str:
+        return "/lab"
 
     # -- progress and state ------------------------------------------------------------------------
     async def progress(self):

@@ -8,18 +8,16 @@ re-attaches to running instances.
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 from jupyterhub.utils import url_escape_path
 from traitlets import Unicode, default
 
-from .base import VisaSpawnerMixin
+from .base import ThisMachineSingleuser, VisaSpawnerMixin
 
 
-class LocalSpawner(VisaSpawnerMixin, SimpleLocalProcessSpawner):
+class LocalSpawner(VisaSpawnerMixin, ThisMachineSingleuser, SimpleLocalProcessSpawner):
     """Experiment-aware JupyterLab as a local process."""
 
     data_dir = Unicode(
@@ -33,19 +31,6 @@ class LocalSpawner(VisaSpawnerMixin, SimpleLocalProcessSpawner):
         # escaped: a username can never name a path outside the homes directory
         safe_name = url_escape_path(self.user.name).replace("/", "%2F")
         return str((Path(self.data_dir) / "homes" / safe_name).resolve())
-
-    @default("cmd")
-    def _cmd_default(self) -> list[str]:
-        # absolute: JupyterHub no longer passes PATH to the server by default
-        return [str(Path(sys.executable).with_name("jupyterhub-singleuser"))]
-
-    @default("args")
-    def _args_default(self) -> list[str]:
-        return ["--allow-root"] if os.geteuid() == 0 else []
-
-    @default("default_url")
-    def _default_url_default(self) -> str:
-        return "/lab"
 
     async def start(self):
         plan = await self.prepare_session()

@@ -186,10 +186,6 @@ class SlurmSpawner(VisaSpawnerMixin, BatchSlurmSpawner):
             f"{self.python} -m visa_hub.dask.instance"
         )
 
-    @default("default_url")
-    def _default_url_default(self) -> str:
-        return "/lab"
-
     @default("poll_interval")
     def _poll_interval_default(self) -> int:
         return 15

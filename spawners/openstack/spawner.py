@@ -13,18 +13,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import re
 import secrets
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from jupyterhub.spawner import Spawner
-from traitlets import Bool, Dict, Float, Integer, List, Unicode, default
+from traitlets import Bool, Dict, Float, Integer, List, Unicode
 
-from ..base import VisaSpawnerMixin
+from ..base import ThisMachineSingleuser, VisaSpawnerMixin
 from .cloud import CloudSettings
 from .errors import (
     CloudUnavailable,
@@ -62,7 +59,7 @@ def build_progress(view: ServerView) -> tuple[int, str]:
     return 40, f"The cloud is building your instance ({task.replace('_', ' ')})"
 
 
-class OpenStackSpawner(VisaSpawnerMixin, Spawner):
+class OpenStackSpawner(VisaSpawnerMixin, ThisMachineSingleuser, Spawner):
     """Experiment-aware JupyterLab on an OpenStack VM."""
 
     # ---------------------------------------------------------------- the cloud account
@@ -151,19 +148,6 @@ class OpenStackSpawner(VisaSpawnerMixin, Spawner):
     volume_id: str | None = None
     floating_ip_id: str | None = None
     _created_at: float = 0.0
-
-    @default("cmd")
-    def _cmd_default(self) -> list[str]:
-        # absolute: the simulator's "VMs" run on this machine; a real image overrides it
-        return [str(Path(sys.executable).with_name("jupyterhub-singleuser"))]
-
-    @default("args")
-    def _args_default(self) -> list[str]:
-        return ["--allow-root"] if os.geteuid() == 0 else []
-
-    @default("default_url")
-    def _default_url_default(self) -> str:
-        return "/lab"
 
     # ---------------------------------------------------------------- shared fleet
 

@@ -11,7 +11,6 @@ import json
 import re
 import secrets
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,13 +133,3 @@ def spawn_all(sessions: list[UserSession], **options: str) -> None:
     with ThreadPoolExecutor(len(sessions)) as pool:
         for response in pool.map(lambda session: spawn(session, **options), sessions):
             assert response.status_code in (201, 202), response.text
-
-
-def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")

@@ -7,13 +7,12 @@ stand-in (see test_openstack_restart.py for why); floating IPs are on, so their 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from openstack_support import STANDIN, Cloud, spawn, start_cloud, start_openstack_hub, wait_for
 
-from hubtest import HubProcess, UserSession
+from hubtest import UserSession, wait_until
+from openstack_support import STANDIN, Cloud, spawn, start_openstack_hub
 
 pytestmark = [
     pytest.mark.integration,
@@ -47,21 +46,6 @@ MATRIX = [
     ("ok2", "no fault", [], 0, None),
 ]
 USERS = [row[0] for row in MATRIX]
-
-
-@pytest.fixture
-def cloud(tmp_path: Path) -> Iterator[Cloud]:
-    cloud = start_cloud(tmp_path, boot_delay=0.3)
-    yield cloud
-    cloud.thread.stop()
-
-
-@pytest.fixture
-def hubs() -> Iterator[list[HubProcess]]:
-    started: list[HubProcess] = []
-    yield started
-    for hub in started:
-        hub.stop()
 
 
 def create_calls(cloud: Cloud) -> int:
@@ -113,7 +97,7 @@ def test_fault_matrix_leaves_nothing_behind(cloud: Cloud, hubs, tmp_path: Path):
     def settled() -> bool:
         servers = {s.id for s in cloud.servers()}
         return servers == env.owned_server_ids() and len(servers) == 4
-    wait_for(settled, 40, "the cloud to hold exactly the servers the hub owns", interval=1)
+    wait_until(settled, 40, "the cloud to hold exactly the servers the hub owns", interval=1)
     fips = cloud.floating_ips()
     assert len(fips) == 4 and all(f["port_id"] for f in fips)
     assert len(cloud.ports()) == 4
@@ -122,7 +106,7 @@ def test_fault_matrix_leaves_nothing_behind(cloud: Cloud, hubs, tmp_path: Path):
 
     for user in ("create500", "createslow", "list500", "listslow"):
         sessions[user].stop_server()
-    wait_for(lambda: not cloud.servers() and not cloud.ports() and not cloud.floating_ips(), 40,
+    wait_until(lambda: not cloud.servers() and not cloud.ports() and not cloud.floating_ips(), 40,
              "no servers, ports or floating IPs left", interval=0.5)
     homes = cloud.volumes()  # one persistent home per user, kept through every failure and stop
     assert sorted(v.metadata["visa_user"] for v in homes) == sorted(USERS)

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from openstack_support import STANDIN, Cloud, spawn_all, start_cloud, start_openstack_hub, wait_for
 
-from hubtest import HubProcess, UserSession
+from hubtest import HubProcess, UserSession, wait_until
+from openstack_support import STANDIN, Cloud, spawn_all, start_openstack_hub
 
 pytestmark = [
     pytest.mark.integration,
@@ -26,21 +25,6 @@ pytestmark = [
 ]
 
 USERS = [f"user{n:02d}" for n in range(1, 26)]
-
-
-@pytest.fixture
-def cloud(tmp_path: Path) -> Iterator[Cloud]:
-    cloud = start_cloud(tmp_path, boot_delay=0.3)
-    yield cloud
-    cloud.thread.stop()
-
-
-@pytest.fixture
-def hubs() -> Iterator[list[HubProcess]]:
-    started: list[HubProcess] = []
-    yield started
-    for hub in started:
-        hub.stop()
 
 
 def kill_hub(hub: HubProcess) -> None:
@@ -62,7 +46,7 @@ def test_restarted_hub_reattaches_25_instances(cloud: Cloud, hubs, tmp_path: Pat
 
     cloud.sim.boot_delay = 12.0  # the last five are still building when the hub dies
     spawn_all([sessions[name] for name in USERS[20:]], experiment="LOKI-2026-042", flavour="small")
-    wait_for(lambda: len(cloud.servers()) == 25, 30, "25 servers in the cloud")
+    wait_until(lambda: len(cloud.servers()) == 25, 30, "25 servers in the cloud")
     before = {s.metadata["visa_user"]: (s.id, s.status) for s in cloud.servers()}
     assert sorted(status for _, status in before.values()) == ["ACTIVE"] * 20 + ["BUILD"] * 5
 

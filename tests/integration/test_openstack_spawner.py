@@ -3,34 +3,19 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from openstack_support import Cloud, start_cloud, start_openstack_hub, wait_for
 
-from hubtest import HubProcess, UserSession
+from hubtest import UserSession, wait_until
+from openstack_support import Cloud, start_openstack_hub
 
 pytestmark = [
+    pytest.mark.cloud_boot_delay(2.5),  # 0.5 s per Nova build step: the poller sees each
     pytest.mark.integration,
     pytest.mark.filterwarnings("ignore::openstack.warnings.OpenStackDeprecationWarning"),
     pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
 ]
-
-
-@pytest.fixture
-def cloud(tmp_path: Path) -> Iterator[Cloud]:
-    cloud = start_cloud(tmp_path, boot_delay=2.5)  # 0.5 s per Nova build step: the poller sees each
-    yield cloud
-    cloud.thread.stop()
-
-
-@pytest.fixture
-def hubs() -> Iterator[list[HubProcess]]:
-    started: list[HubProcess] = []
-    yield started
-    for hub in started:
-        hub.stop()
 
 
 def test_lab_through_the_proxy_and_a_home_that_outlives_its_instances(cloud: Cloud, hubs, tmp_path: Path):
@@ -67,11 +52,11 @@ def test_lab_through_the_proxy_and_a_home_that_outlives_its_instances(cloud: Clo
 
     first_volume = {v.id for v in cloud.volumes()}
     alice.stop_server()
-    wait_for(lambda: not cloud.servers(), 30, "the server to be deleted")
+    wait_until(lambda: not cloud.servers(), 30, "the server to be deleted")
     assert cloud.ports() == [] and cloud.floating_ips() == []
     (volume,) = cloud.volumes()
     assert volume.id in first_volume and volume.metadata["visa_user"] == "alice"
-    wait_for(lambda: volume.status == "available", 10, "the volume to be detached")
+    wait_until(lambda: volume.status == "available", 10, "the volume to be detached")
 
     alice.submit_spawn_form(experiment="LOKI-2026-042", flavour="small")
     alice.wait_ready(timeout=120)
@@ -82,6 +67,6 @@ def test_lab_through_the_proxy_and_a_home_that_outlives_its_instances(cloud: Clo
     saved = alice.get_file("results.txt")
     assert saved.status_code == 200 and saved.json()["content"] == "reduced on the first instance"
     alice.stop_server()
-    wait_for(lambda: not cloud.servers(), 30, "the second server to be deleted")
+    wait_until(lambda: not cloud.servers(), 30, "the second server to be deleted")
     assert [v.id for v in cloud.volumes()] == [volume.id]
     alice.close()
