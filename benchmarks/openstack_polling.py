@@ -83,9 +83,8 @@ def _create_servers(sim, n: int, tag: str) -> list[str]:
 
 
 def lab_ready_time(boot: float) -> dict[str, float]:
-    from openstack_support import start_cloud, start_openstack_hub
-
     from hubtest import UserSession
+    from openstack_support import start_cloud, start_openstack_hub
 
     with tempfile.TemporaryDirectory(prefix="visa-os-bench-") as tmp:
         cloud = start_cloud(Path(tmp), boot_delay=boot)
