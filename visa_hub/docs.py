@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 import textwrap
 from pathlib import Path
 
@@ -33,6 +34,11 @@ def _load(path: str) -> type:
     return getattr(importlib.import_module(module), name)
 
 
+def _machine_independent(text: str) -> str:
+    """Defaults computed from this installation (its venv, its checkout) shown as placeholders."""
+    return text.replace(sys.prefix, "<venv>").replace(str(Path(__file__).resolve().parents[1]), "<checkout>")
+
+
 def reference() -> str:
     """Markdown: one section per class, one entry per configurable trait it adds."""
     parts = []
@@ -41,7 +47,7 @@ def reference() -> str:
         parts.append(f"### `{cls.__name__}`\n\n{(cls.__doc__ or '').strip().splitlines()[0]}\n")
         for owner in map(_load, owners):
             for name, trait in sorted(owner.class_own_traits(config=True).items()):
-                default = trait.default_value_repr()
+                default = _machine_independent(trait.default_value_repr())
                 help_text = textwrap.dedent(trait.help or "").strip().replace("\n", " ")
                 parts.append(f"- `c.{cls.__name__}.{name}` ({type(trait).__name__}, default `{default}`): {help_text}")
         parts.append("")
