@@ -29,7 +29,7 @@ def hub(tmp_path_factory):
         with keycloak_realm(users=(*DEFAULT_USERS, FRANK)) as realm, user_office(data) as uo:
             base = tmp_path_factory.mktemp("keycloak-e2e")
             hub = HubProcess(base / "data", extra_env={
-                "VISA_AUTHENTICATOR": "authenticators.keycloak.KeycloakAuthenticator",
+                "VISA_AUTHENTICATOR": "visa-keycloak",
                 "VISA_KEYCLOAK_REALM_URL": realm.issuer,
                 "VISA_KEYCLOAK_CLIENT_ID": realm.client_id,
                 "VISA_KEYCLOAK_CLIENT_SECRET": realm.client_secret,

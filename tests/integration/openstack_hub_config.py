@@ -13,7 +13,7 @@ from visa_hub.hubconfig import configure
 c = get_config()  # noqa: F821
 configure(c)
 # by import path until the visa-openstack entry point is registered in pyproject.toml
-c.JupyterHub.spawner_class = "spawners.openstack.OpenStackSpawner"
+c.JupyterHub.spawner_class = "visa-openstack"
 c.JupyterHub.log_level = os.environ.get("VISA_TEST_LOG_LEVEL", "INFO")
 for name, value in json.loads(os.environ.get("VISA_TEST_OPENSTACK", "{}")).items():
     setattr(c.OpenStackSpawner, name, value)

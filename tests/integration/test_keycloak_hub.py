@@ -22,7 +22,7 @@ from peers.useroffice_graphql import load_sample_data, user_office
 pytestmark = pytest.mark.integration
 
 ACCESS_TOKEN_TTL = 5  # seconds: short enough to wait out
-AUTHENTICATOR = "authenticators.keycloak.KeycloakAuthenticator"  # until the visa-keycloak entry point exists
+AUTHENTICATOR = "visa-keycloak"
 PROPOSALS = "user_office_backend.fanout"
 
 FRANK = KeycloakUser(username="frank", password="frank-password", sub="0b1c2d3e-4f50-4617-8293-a4b5c6d7e855",

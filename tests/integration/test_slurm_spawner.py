@@ -28,7 +28,7 @@ from visa_hub.hubconfig import configure
 
 c = get_config()  # noqa: F821
 configure(c)
-c.JupyterHub.spawner_class = "spawners.slurm.SlurmSpawner"  # the entry point visa-slurm, by import path
+c.JupyterHub.spawner_class = "visa-slurm"
 c.JupyterHub.log_level = "DEBUG"  # batchspawner logs its environment at debug level: we must not
 c.SlurmSpawner.req_partition = {partition!r}
 c.SlurmSpawner.poll_interval = 2
