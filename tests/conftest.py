@@ -89,3 +89,23 @@ def page(browser, tmp_path):
         page.screenshot(path=str(tmp_path / "last-page.png"))
     finally:
         context.close()
+
+
+@pytest.fixture
+def cloud(request: pytest.FixtureRequest, tmp_path: Path):
+    """The OpenStack simulator seeded like the demo catalog; ``@pytest.mark.cloud_boot_delay(s)`` sets its boot time."""
+    from openstack_support import start_cloud  # tests/integration, importable once its tests are collected
+
+    marker = request.node.get_closest_marker("cloud_boot_delay")
+    cloud = start_cloud(tmp_path, boot_delay=marker.args[0] if marker else 0.3)
+    yield cloud
+    cloud.thread.stop()
+
+
+@pytest.fixture
+def hubs():
+    """Hub processes a test starts itself (with its own config file); all are stopped afterwards."""
+    started: list[HubProcess] = []
+    yield started
+    for hub in started:
+        hub.stop()
