@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from hubtest import UserSession, processes_under
 
@@ -69,6 +70,12 @@ def test_spawn_lab_stop_and_find_files_again(database, start_hub, session_factor
     assert lab.status_code == 200 and "JupyterLab" in lab.text
     assert lab.url.path == "/user/alice/lab"
     assert alice.put_file("results.txt", "reduced data from the first instance").status_code == 201
+    # Dask in this instance defaults to the experiment's profile, accounted to the experiment
+    dask_config = yaml.safe_load((hub.data_dir / "homes/alice/.config/dask/visa-hub.yaml").read_text())
+    assert dask_config["jobqueue"]["slurm"]["account"] == "LOKI-2026-042"
+    assert dask_config["labextension"]["factory"]["class"] == "SessionCluster"
+    clusters = alice.http.get("/user/alice/dask/clusters", headers=alice._server_xsrf())
+    assert clusters.status_code == 200 and clusters.json() == []  # dask-labextension is there, with our factory
 
     alice.stop_server()
     # relaunch with the same settings: the form remembers her last choice

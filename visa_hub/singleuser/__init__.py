@@ -1,6 +1,7 @@
 """Jupyter Server extension running inside every visa-hub instance.
 
-It serves the session information the labextension shows (``GET {base_url}visa/api/session``) and the
+It writes the session's Dask configuration (:mod:`visa_hub.dask.instance`; the Slurm backend also does it in
+its job script), serves the session information the labextension shows (``GET {base_url}visa/api/session``) and the
 remote desktop (``{base_url}visa-desktop/``, a jupyter-server-proxy raw socket entry to Xvnc, see
 :mod:`visa_hub.singleuser.desktop`). It is enabled by ``jupyter-config/jupyter_server_config.d/visa_hub.json``,
 which the wheel installs into ``etc/jupyter/jupyter_server_config.d/``.
@@ -8,6 +9,7 @@ which the wheel installs into ``etc/jupyter/jupyter_server_config.d/``.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from .desktop import setup_desktop
@@ -19,8 +21,27 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
     return [{"module": "visa_hub.singleuser"}]
 
 
+def _write_dask_config(serverapp: Any) -> None:
+    """The session's Dask profiles in dask's own configuration, before any kernel imports dask."""
+    from ..dask.instance import write_dask_config
+
+    try:
+        path = write_dask_config()
+    except (OSError, ValueError) as exc:  # Lab works without Dask: say why in the log
+        serverapp.log.error("visa-hub: could not write the Dask configuration: %s", exc)
+        return
+    if path is None:
+        return
+    if "dask" in sys.modules:  # e.g. dask-labextension loaded first: make it see the new file
+        import dask.config
+
+        dask.config.refresh()
+    serverapp.log.info("visa-hub: Dask configuration of this session in %s", path)
+
+
 def _load_jupyter_server_extension(serverapp: Any) -> None:
     """Register our handlers on the server's web application."""
+    _write_dask_config(serverapp)
     setup_handlers(serverapp.web_app)
     serverapp.log.info("visa-hub: session API at %svisa/api/session", serverapp.web_app.settings["base_url"])
     try:
