@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import reaper
 from .cloud import Cloud, CloudSettings
 from .errors import status_code
 from .poller import ServerPoller
@@ -125,7 +126,7 @@ class Fleet:
         return await self.cloud.call(f"creating server {spec['name']}", _create_server, spec, on_retry=adopt)
 
     async def delete_server(self, server_id: str) -> None:
-        await self.cloud.call(f"deleting server {server_id}", _delete_server, server_id)
+        await self.cloud.call(f"deleting server {server_id}", reaper.delete_server, server_id)
 
     async def delete_leftover_ports(self, server_id: str) -> int:
         return await self.cloud.call(f"cleaning up ports of {server_id}", _delete_ports, server_id)
@@ -136,7 +137,7 @@ class Fleet:
                                      self.settings.floating_ip_network, server_id, marker, retries=0)
 
     async def delete_floating_ip(self, fip_id: str) -> None:
-        await self.cloud.call(f"deleting floating IP {fip_id}", _delete_floating_ip, fip_id)
+        await self.cloud.call(f"deleting floating IP {fip_id}", reaper.delete_floating_ip, fip_id)
 
     async def close(self) -> None:
         await self.poller.stop()
@@ -226,14 +227,6 @@ def _find_by_spawn(conn: Any, tag: str, name: str, spawn_id: str) -> str | None:
     return None
 
 
-def _delete_server(conn: Any, server_id: str) -> None:
-    try:
-        conn.compute.delete_server(server_id, ignore_missing=True)
-    except Exception as exc:
-        if status_code(exc) != 404:
-            raise
-
-
 def _delete_ports(conn: Any, server_id: str) -> int:
     ports = list(conn.network.ports(device_id=server_id))
     for port in ports:
@@ -248,7 +241,3 @@ def _create_floating_ip(conn: Any, network: str, server_id: str, marker: str) ->
     external = conn.network.find_network(network, ignore_missing=False)
     fip = conn.network.create_ip(floating_network_id=external.id, port_id=port.id, description=marker)
     return fip.id, fip.floating_ip_address
-
-
-def _delete_floating_ip(conn: Any, fip_id: str) -> None:
-    conn.network.delete_ip(fip_id, ignore_missing=True)

@@ -95,7 +95,7 @@ class Reaper:
             return
         self.deleting[server.id] = time.monotonic()
         try:
-            await self.cloud.call(f"reaping server {server.id}", _delete_server, server.id, retries=1)
+            await self.cloud.call(f"reaping server {server.id}", delete_server, server.id, retries=1)
         except Exception as exc:
             self.log.warning("Reaper: deleting server %s failed (%s); will try again", who, exc)
             return
@@ -118,13 +118,14 @@ class Reaper:
                                  fip["address"])
                 continue
             try:
-                await self.cloud.call("deleting a floating IP", _delete_floating_ip, fip["id"], retries=1)
+                await self.cloud.call("deleting a floating IP", delete_floating_ip, fip["id"], retries=1)
                 self.log.warning("Reaper: deleted floating IP %s (its server is gone)", fip["address"])
             except Exception as exc:
                 self.log.warning("Reaper: deleting floating IP %s failed (%s)", fip["address"], exc)
 
 
-def _delete_server(conn: Any, server_id: str) -> None:
+def delete_server(conn: Any, server_id: str) -> None:
+    """Delete a server; one that is already gone is fine."""
     try:
         conn.compute.delete_server(server_id, ignore_missing=True)
     except Exception as exc:
@@ -137,5 +138,6 @@ def _floating_ips(conn: Any, marker: str) -> list[dict[str, Any]]:
             for f in conn.network.ips(description=marker) if f.description == marker]
 
 
-def _delete_floating_ip(conn: Any, fip_id: str) -> None:
+def delete_floating_ip(conn: Any, fip_id: str) -> None:
+    """Release a floating IP; one that is already gone is fine."""
     conn.network.delete_ip(fip_id, ignore_missing=True)
