@@ -19,6 +19,7 @@ from tornado import web
 from traitlets import default
 from traitlets.config import LoggingConfigurable
 
+import visa_hub
 from visa_hub.people import Person
 from visa_hub.policy import PolicyError, SessionPlan, SpawnRequest, plan_session, selectable_experiments
 from visa_hub.site import VisaSite
@@ -32,6 +33,8 @@ _templates = jinja2.Environment(
     lstrip_blocks=True,
 )
 
+# Jupyter configuration every instance reads before the user's own (shipped inside the visa_hub package)
+INSTANCE_JUPYTER_CONFIG = Path(visa_hub.__file__).parent / "singleuser" / "jupyter_config"
 FORM_FIELDS = ("experiment", "flavour", "image", "lifetime_hours")
 
 
@@ -53,6 +56,13 @@ class ThisMachineSingleuser(LoggingConfigurable):
     @default("args")
     def _args_default(self) -> list[str]:
         return ["--allow-root"] if os.geteuid() == 0 else []
+
+    def get_env(self) -> dict[str, str]:
+        env = super().get_env()
+        # visa-hub's JupyterLab defaults (e.g. no news feed: instances have no internet), before the user's own
+        env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(filter(None, [str(INSTANCE_JUPYTER_CONFIG),
+                                                                   env.get("JUPYTER_CONFIG_PATH")]))
+        return env
 
 
 class VisaSpawnerMixin(LoggingConfigurable):

@@ -68,6 +68,7 @@ def test_spawn_lab_stop_and_find_files_again(database, start_hub, session_factor
     alice.wait_ready()
     lab = alice.lab()
     assert lab.status_code == 200 and "JupyterLab" in lab.text
+    assert '"news": {"disabled": true}' in lab.text  # no "get Jupyter news?" toast: instances have no internet
     assert lab.url.path == "/user/alice/lab"
     assert alice.put_file("results.txt", "reduced data from the first instance").status_code == 201
     # Dask in this instance defaults to the experiment's profile, accounted to the experiment
