@@ -8,88 +8,40 @@ gives a message instead of a blank screen.
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
-import socket
 import stat
 import struct
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from conftest import missing_peer
 
+from jupyter_server_process import JupyterServer, launch_jupyter_server
+
 pytestmark = pytest.mark.integration
 
-BASE_URL = "/user/alice/"
 XK_RETURN = 0xFF0D
 
 
 @dataclass
-class Server:
-    url: str
-    token: str
-    process: subprocess.Popen[bytes]
-    root: Path
+class Server(JupyterServer):
+    """A Jupyter server whose desktop keeps its private directory under ``runtime``."""
+
     runtime: Path
-    log: Path
-
-    def get(self, path: str, token: bool = True) -> httpx.Response:
-        headers = {"Authorization": f"token {self.token}"} if token else {}
-        return httpx.get(self.url + path, headers=headers, timeout=10)
-
-    def ws_url(self, path: str) -> str:
-        return self.url.replace("http://", "ws://") + path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _start(tmp: Path, *args: str) -> Server:
-    token, port = secrets.token_hex(16), _free_port()
     root, runtime = tmp / "home", tmp / "rt"
     root.mkdir()
     runtime.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTERHUB_", "VISA_", "JUPYTER_"))}
-    env |= {"JUPYTER_CONFIG_DIR": str(tmp / "config"), "JUPYTER_DATA_DIR": str(tmp / "data"),
-            "JUPYTER_RUNTIME_DIR": str(tmp / "runtime")}
-    log = tmp / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen([
-            sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
-            f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--ServerApp.token={token}",
-            f"--ServerApp.base_url={BASE_URL}", f"--ServerApp.root_dir={root}",
-            f"--VisaDesktop.runtime_dir={runtime}", *args,
-        ], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=root)
-    server = Server(f"http://127.0.0.1:{port}{BASE_URL}", token, process, root, runtime, log)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"jupyter server exited:\n{log.read_text()}")
-        try:
-            if server.get("api/status").status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"jupyter server did not start:\n{log.read_text()}")
-
-
-def _stop(server: Server) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
+    started = launch_jupyter_server(tmp, root=root, args=[f"--VisaDesktop.runtime_dir={runtime}", *args])
+    server = Server(**vars(started), runtime=runtime)
+    server.wait_until_up(30)
+    return server
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +50,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         missing_peer("Xvnc not installed (scripts/install-desktop.sh)")
     started = _start(tmp_path_factory.mktemp("desktop"))
     yield started
-    _stop(started)
+    started.stop()
 
 
 class Rfb:
@@ -268,7 +220,7 @@ def test_missing_xvnc_is_explained_not_a_blank_screen(tmp_path: Path) -> None:
                                         header=[f"Authorization: token {server.token}"], timeout=10)
         assert refused.value.status_code == 503
     finally:
-        _stop(server)
+        server.stop()
 
 
 def test_the_desktop_stops_with_the_server(tmp_path: Path) -> None:
@@ -278,7 +230,7 @@ def test_the_desktop_stops_with_the_server(tmp_path: Path) -> None:
     Rfb(server.ws_url("visa-desktop/"), server.token).handshake()
     (private,) = server.runtime.glob("visa-desktop-*")
     sock = str(private / "vnc.sock")
-    _stop(server)
+    server.stop()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and _processes_with(sock):
         time.sleep(0.2)

@@ -1,0 +1,81 @@
+"""A real ``jupyter server`` from this environment under ``/user/alice/``, as a spawner would start one.
+
+Used by the tests of our Jupyter Server extension (session API, desktop): the user's own Jupyter config is kept
+out, so what is tested is what ``pip install`` put into this environment.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from hubtest import free_port
+
+BASE_URL = "/user/alice/"
+
+
+@dataclass
+class JupyterServer:
+    """A running ``jupyter server``: where it is and the token that opens it."""
+
+    url: str  # including the base URL, ends with "/"
+    token: str
+    process: subprocess.Popen[bytes]
+    root: Path
+    log: Path
+
+    def get(self, path: str, *, token: bool = True) -> httpx.Response:
+        headers = {"Authorization": f"token {self.token}"} if token else {}
+        return httpx.get(self.url + path, headers=headers, timeout=10, follow_redirects=False)
+
+    def ws_url(self, path: str) -> str:
+        return self.url.replace("http://", "ws://") + path
+
+    def wait_until_up(self, timeout: float = 30) -> JupyterServer:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"jupyter server exited early:\n{self.log.read_text()}")
+            try:
+                if self.get("api/status").status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        pytest.fail(f"jupyter server not up after {timeout:g} s:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def launch_jupyter_server(
+    tmp: Path, *, root: Path | None = None, env: Mapping[str, str] | None = None, args: Iterable[str] = ()
+) -> JupyterServer:
+    """Start ``jupyter server`` with a fresh token (not waiting: see :meth:`JupyterServer.wait_until_up`)."""
+    token, port, root = secrets.token_hex(16), free_port(), root or tmp
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTERHUB_", "VISA_", "JUPYTER_"))}
+    clean |= {"JUPYTER_CONFIG_DIR": str(tmp / "config"), "JUPYTER_DATA_DIR": str(tmp / "data"),
+              "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"), **(env or {})}
+    cmd = [
+        sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root",
+        "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+        f"--ServerApp.token={token}", f"--ServerApp.base_url={BASE_URL}", f"--ServerApp.root_dir={root}", *args,
+    ]
+    log = tmp / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(cmd, env=clean, stdout=out, stderr=subprocess.STDOUT, cwd=root)
+    return JupyterServer(f"http://127.0.0.1:{port}{BASE_URL}", token, process, root, log)
