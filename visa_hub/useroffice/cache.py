@@ -127,11 +127,9 @@ class UserOfficeCache:
     def apply_proposal_event(self, event: str, payload: Mapping[str, Any]) -> str:
         """A proposal event of user-office-core's fanout exchange; returns what it did (for the log)."""
         where = f"{event} event"
-        try:
-            pk = integer(payload, "proposalPk", where)
-        except Rejected:
+        pk = _proposal_pk(payload, where)
+        if pk is None:
             return "ignored (no proposalPk)"
-        assert pk is not None
         old = self.proposals.get(pk)
         affected = self.people_of(old)
         if event == "PROPOSAL_DELETED":
@@ -183,11 +181,9 @@ class UserOfficeCache:
     def apply_booking_event(self, event: str, payload: Mapping[str, Any]) -> str:
         """A scheduler booking (startsAt, endsAt, localContactId, instrumentId, proposalPk)."""
         where = f"{event} event"
-        try:
-            pk = integer(payload, "proposalPk", where)
-        except Rejected:
+        pk = _proposal_pk(payload, where)
+        if pk is None:
             return "ignored (no proposalPk)"
-        assert pk is not None
         proposal = self.proposals.get(pk)
         removed = any(word in event.upper() for word in ("DELETED", "REMOVED", "CANCELLED"))
         if removed:
@@ -240,3 +236,11 @@ class UserOfficeCache:
             return f"user {user_id} forgotten"
         self.mark_stale({user_id})
         return f"user {user_id} marked for re-reading"
+
+
+def _proposal_pk(payload: Mapping[str, Any], where: str) -> int | None:
+    """The event's ``proposalPk``; ``None`` when it has no usable one (the event is then ignored)."""
+    try:
+        return integer(payload, "proposalPk", where)
+    except Rejected:
+        return None
