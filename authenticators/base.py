@@ -4,6 +4,12 @@ The authenticator establishes *who* logged in (OIDC, or the demo's shared passwo
 User Office *what she belongs to* and turns it into JupyterHub's user model: encrypted ``auth_state``
 (the person and her experiments), managed groups ``proposal:<code>`` / ``instrument:<name>``, admin flag.
 Whether she may use the service is the policy's decision (:mod:`visa_hub.policy`).
+
+No instance starts without a membership decision: :meth:`UserOfficeAuthorizationMixin.pre_spawn_start` asks
+the User Office again right before every spawn, whatever happened to the login refresh (JupyterHub refreshes
+a user at most once per request, never when ``auth_refresh_age`` is 0, and the identity provider may be
+down). The User Office client's cache, patched by its events, may answer during an outage; when nothing can
+answer, the spawn is refused with a message saying so.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from traitlets.config import LoggingConfigurable
 from visa_hub.people import ADMIN, Person, hub_groups
 from visa_hub.policy import may_use_service, refusal_reason
 from visa_hub.site import VisaSite
-from visa_hub.useroffice import UserOfficeUnavailable
+from visa_hub.useroffice import IdentityConflict, UserOfficeUnavailable
 
 
 def refusal(status: int, message: str) -> web.HTTPError:
@@ -79,6 +85,13 @@ class UserOfficeAuthorizationMixin(LoggingConfigurable):
                 503, "The User Office is unavailable, so we cannot check your experiments. "
                      "Please try again in a few minutes."
             ) from None
+        except IdentityConflict as exc:
+            self.log.warning("Login refused for %s (OIDC subject %s): %s", username or "?", subject or "-", exc)
+            raise refusal(
+                403, "The User Office knows your e-mail address under another login, so this login gets no "
+                     "experiments. Log in with the account you use for the User Office, or ask the User Office "
+                     "to link this one."
+            ) from None
         if person is None:
             self.log.info("Login refused for %s: unknown to the User Office", username or subject)
             raise refusal(
@@ -109,10 +122,43 @@ class UserOfficeAuthorizationMixin(LoggingConfigurable):
                 self.log.warning("Keeping cached experiments of %s: User Office unavailable", user.name)
                 if extra_state:
                     previous = await user.get_auth_state() or {}
-                    return {"name": user.name, "auth_state": {**previous, **extra_state}}
+                    # with managed groups JupyterHub wants them in every model: keep the ones she has
+                    return {"name": user.name, "auth_state": {**previous, **extra_state},
+                            "groups": [group.name for group in user.groups]}
                 return True
             self.log.info("Refresh of %s refused: %s", user.name, exc.log_message % exc.args)
             return False
+
+    # -- the decision before every spawn -----------------------------------------------------------------
+    def identity_of(self, user, auth_state: dict[str, Any]) -> dict[str, str | None]:
+        """How to ask the User Office about a logged-in user (OIDC authenticators add subject and email)."""
+        return {"username": user.name}
+
+    def roles_of(self, auth_state: dict[str, Any]) -> frozenset[str]:
+        """Site roles the identity provider granted at the last login or refresh."""
+        return frozenset()
+
+    async def pre_spawn_start(self, user, spawner) -> None:
+        """Decide membership right before the spawn: the User Office's answer (or its cached one during an
+        outage) goes into ``auth_state``, which the spawner's plan reads; no answer at all → no instance."""
+        auth_state = await user.get_auth_state() or {}
+        try:
+            person = await self.lookup_person(extra_roles=self.roles_of(auth_state),
+                                              **self.identity_of(user, auth_state))
+            model = self.user_model(person)
+        except web.HTTPError as exc:
+            reason = getattr(exc, "jupyterhub_message", None) or "refused"
+            self.log.warning("Spawn of %s refused before start: %s", user.name, reason)
+            if exc.status_code == 503:
+                raise refusal(503, "No instance was started: the User Office cannot be reached, so we cannot "
+                                   "check that you are still a member of your experiment. Please try again in "
+                                   "a few minutes.") from None
+            raise
+        await user.save_auth_state({**auth_state, "person": model["auth_state"]["person"]})
+        if self.manage_groups:
+            user.sync_groups(model["groups"])
+        self.log.info("Membership of %s checked before the spawn: %d experiment(s)", user.name,
+                      len(person.experiments))
 
     def user_model(self, person: Person, extra_state: dict[str, Any] | None = None) -> dict[str, Any]:
         """JupyterHub's user model for a person the policy lets in, or a 403 with the reason."""

@@ -295,10 +295,24 @@ class KeycloakAuthenticator(UserOfficeAuthorizationMixin, GenericOAuthenticator)
         self.log.info("Refreshed the Keycloak tokens of %s", user.name)
         return token_info
 
+    def identity_of(self, user, auth_state: dict[str, Any]) -> dict[str, str | None]:
+        return {"username": user.name, **self._identity(auth_state)}
+
+    def roles_of(self, auth_state: dict[str, Any]) -> frozenset[str]:
+        return self.site_roles(auth_state)
+
+    async def _refresh_without_keycloak(self, user, auth_state: dict[str, Any]) -> bool | dict[str, Any]:
+        """Keycloak is down: her login stands, her experiments still come from the User Office."""
+        return await self.refresh_from_user_office(
+            user, extra_state={k: v for k, v in auth_state.items() if k != "person"},
+            extra_roles=self.roles_of(auth_state), **self.identity_of(user, auth_state),
+        )
+
     async def refresh_user(self, user, handler=None, **kwargs):
         """Keep her tokens fresh and her experiments current; False sends her back to the login.
 
-        Keycloak or the User Office unreachable: she keeps working with what is known (True).
+        Keycloak unreachable: her login stands and her experiments are re-read from the User Office; the User
+        Office unreachable too: she keeps what is known. Spawns are decided again in ``pre_spawn_start``.
         """
         auth_state = await user.get_auth_state()
         if not auth_state or not auth_state.get("token_response"):
@@ -327,11 +341,11 @@ class KeycloakAuthenticator(UserOfficeAuthorizationMixin, GenericOAuthenticator)
                               user.name, code)
                 return False
             self.log.warning("Keycloak unreachable while refreshing %s (%s): keeping her login", user.name, exc)
-            return True
+            return await self._refresh_without_keycloak(user, auth_state)
         except web.HTTPError as exc:
             if exc.status_code == 503:
                 self.log.warning("Keycloak unreachable while refreshing %s: keeping her login", user.name)
-                return True
+                return await self._refresh_without_keycloak(user, auth_state)
             raise
         username = self.normalize_username(self.user_info_to_username(user_info))
         if username != user.name:

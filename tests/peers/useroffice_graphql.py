@@ -109,9 +109,11 @@ class UserOfficePeer:
     def remove_member(self, proposal_pk: int, user_id: int) -> dict:
         return self._hook("DELETE", f"proposals/{proposal_pk}/users/{user_id}")
 
-    def set_faults(self, *, delay: float | None = None, status: int | None = None, times: int | None = None):
-        """Delay and/or fail (e.g. ``status=503``) the next ``times`` GraphQL requests (all if None)."""
-        faults = {"delay": delay, "status": status, "times": times}
+    def set_faults(self, *, delay: float | None = None, status: int | None = None, hold: float | None = None,
+                   times: int | None = None):
+        """Delay and/or fail (e.g. ``status=503``) the next ``times`` GraphQL requests (all if None);
+        ``hold``: answer from the data as it is on arrival, but only ``hold`` seconds later."""
+        faults = {"delay": delay, "status": status, "hold": hold, "times": times}
         return self._hook("PUT", "faults", {name: value for name, value in faults.items() if value is not None})
 
     def clear_faults(self) -> None:

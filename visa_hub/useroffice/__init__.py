@@ -17,6 +17,22 @@ class UserOfficeUnavailable(RuntimeError):
     """The User Office cannot answer right now (down, slow, misconfigured)."""
 
 
+class IdentityConflict(LookupError):
+    """The login's e-mail (or username) belongs to a User Office user with another OIDC subject.
+
+    Two logins with one e-mail address are two people as far as visa-hub knows: the second gets nothing.
+    """
+
+
+def may_match(record_subject: str | None, login_subject: str | None) -> bool:
+    """Whether a User Office record found by e-mail or username may stand for this login.
+
+    Only when the record has no OIDC subject yet (she never logged in to the User Office) or has the
+    login's own. The same rule holds on every path: a fresh answer, the cache, and the cache in an outage.
+    """
+    return not record_subject or not login_subject or record_subject == login_subject
+
+
 class UserOffice(LoggingConfigurable):
     """Interface every User Office backend implements."""
 
@@ -25,7 +41,9 @@ class UserOffice(LoggingConfigurable):
     ) -> Person | None:
         """The person with this OIDC subject, else this email, else this username; ``None`` if unknown.
 
-        Raises :class:`UserOfficeUnavailable` when the User Office cannot answer.
+        A person found by email or username whose OIDC subject is not the login's is not her
+        (:func:`may_match`): :class:`IdentityConflict`. Raises :class:`UserOfficeUnavailable` when the User
+        Office cannot answer.
         """
         raise NotImplementedError
 

@@ -5,6 +5,14 @@ consumer applies what user-office-core and its scheduler publish (members remove
 bookings moved) and marks the users concerned *stale*, so their next lookup goes back to the User Office
 without waiting for the TTL. When the User Office cannot answer, whatever is cached — patched by events —
 is what visa-hub believes.
+
+Answers and events race: a GraphQL answer computed before a member was removed may arrive after the event
+that removed her. Every event therefore bumps a *generation* and records it on the proposals and users it
+touched; an answer whose lookup started before such an event is refused by :meth:`UserOfficeCache.store_user`
+(the client asks again), so an older answer never undoes a newer event.
+
+Lookups by email obey :func:`~visa_hub.useroffice.may_match`: a cached user with another OIDC subject than
+the login's is never returned for it, fresh or stale.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from . import may_match
 from .records import (
     InstrumentRef,
     ProposalRecord,
@@ -49,10 +58,41 @@ class UserOfficeCache:
         self.proposals: dict[int, ProposalRecord] = {}
         self.instruments: dict[int, InstrumentRef] = {}
         self.site_fetched_at: float | None = None
+        #: Bumped by every event; what each event touched remembers the generation it was bumped to.
+        self.generation = 0
+        self._proposal_changed: dict[int, int] = {}
+        self._user_changed: dict[int, int] = {}
+        self._all_changed = 0
+
+    # -- generations: answers older than an event are refused -------------------------------------------
+    def _changed(self, *, proposals: set[int] = frozenset(), users: set[int] = frozenset(),
+                 everything: bool = False) -> None:
+        self.generation += 1
+        for pk in proposals:
+            self._proposal_changed[pk] = self.generation
+        for user_id in users:
+            self._user_changed[user_id] = self.generation
+        if everything:
+            self._all_changed = self.generation
+
+    def changed_since(self, generation: int, user_id: int, proposal_pks: set[int]) -> bool:
+        """Whether an event after ``generation`` touched this user, these proposals or any cached proposal
+        she is on (an answer from before that event must not be stored)."""
+        if self._all_changed > generation or self._user_changed.get(user_id, 0) > generation:
+            return True
+        mine = {pk for pk, p in self.proposals.items() if user_id in self.people_of(p)}
+        return any(self._proposal_changed.get(pk, 0) > generation for pk in proposal_pks | mine)
 
     # -- what the GraphQL client stores -----------------------------------------------------------------
-    def store_user(self, user: UserRecord, proposals: list[ProposalRecord], now: float) -> None:
-        """A fresh answer about one user: her record and every proposal she is on now."""
+    def store_user(self, user: UserRecord, proposals: list[ProposalRecord], now: float,
+                   since: int | None = None) -> bool:
+        """A fresh answer about one user: her record and every proposal she is on now.
+
+        ``since``: the :attr:`generation` when the lookup started. If an event touched her or her proposals
+        after that, the answer may predate the event: nothing is stored and the result is False (ask again).
+        """
+        if since is not None and self.changed_since(since, user.id, {p.pk for p in proposals}):
+            return False
         old = self.users.get(user.id)
         if old and old.user.subject and old.user.subject != user.subject:
             self.by_subject.pop(old.user.subject, None)
@@ -72,6 +112,7 @@ class UserOfficeCache:
                     member_ids=proposal.member_ids - {user.id},
                     proposer_id=None if proposal.proposer_id == user.id else proposal.proposer_id,
                 )
+        return True
 
     def store_proposal(self, proposal: ProposalRecord) -> None:
         self.proposals[proposal.pk] = proposal
@@ -81,19 +122,36 @@ class UserOfficeCache:
             if booking.instrument:
                 self.instruments[booking.instrument.id] = booking.instrument
 
-    def store_site(self, proposals: list[ProposalRecord], now: float) -> None:
-        """The answer to 'every proposal': replaces what is known about proposals."""
+    def store_site(self, proposals: list[ProposalRecord], now: float, since: int | None = None) -> bool:
+        """The answer to 'every proposal': replaces what is known about proposals.
+
+        Refused (False) when any event arrived after ``since``: the listing may predate it.
+        """
+        if since is not None and self.generation > since:
+            return False
         self.proposals = {}
         for proposal in proposals:
             self.store_proposal(proposal)
         self.site_fetched_at = now
+        return True
 
     # -- what lookups read ------------------------------------------------------------------------------
     def find_user(self, *, subject: str | None = None, email: str | None = None) -> CachedUser | None:
-        user_id = self.by_subject.get(subject) if subject else None
-        if user_id is None and email:
-            user_id = self.by_email.get(email.casefold())
-        return self.users.get(user_id) if user_id is not None else None
+        """The cached user with this OIDC subject, else with this email if she may be this login."""
+        if subject:
+            cached = self.users.get(self.by_subject.get(subject, -1))
+            if cached is not None and cached.user.subject == subject:
+                return cached
+        if email:
+            cached = self.users.get(self.by_email.get(email.casefold(), -1))
+            if cached is not None and may_match(cached.user.subject, subject):
+                return cached
+        return None
+
+    def email_owner(self, email: str | None) -> UserRecord | None:
+        """The cached user record with this email, whoever she is (to explain a refusal)."""
+        cached = self.users.get(self.by_email.get(email.casefold(), -1)) if email else None
+        return cached.user if cached else None
 
     def proposals_of(self, user_id: int) -> list[tuple[ProposalRecord, str]]:
         """Her proposals with her role in each (principal investigator, co-proposer, local contact)."""
@@ -116,6 +174,7 @@ class UserOfficeCache:
 
     def invalidate_all(self) -> None:
         """Events may have been missed (consumer reconnected): re-ask the User Office for everyone."""
+        self._changed(everything=True)
         self.mark_stale(set(self.users))
         self.site_fetched_at = None
 
@@ -130,6 +189,7 @@ class UserOfficeCache:
         pk = _proposal_pk(payload, where)
         if pk is None:
             return "ignored (no proposalPk)"
+        self._changed(proposals={pk})
         old = self.proposals.get(pk)
         affected = self.people_of(old)
         if event == "PROPOSAL_DELETED":
@@ -184,6 +244,7 @@ class UserOfficeCache:
         pk = _proposal_pk(payload, where)
         if pk is None:
             return "ignored (no proposalPk)"
+        self._changed(proposals={pk})
         proposal = self.proposals.get(pk)
         removed = any(word in event.upper() for word in ("DELETED", "REMOVED", "CANCELLED"))
         if removed:
@@ -219,6 +280,7 @@ class UserOfficeCache:
             pk = integer(payload, "proposalPk", f"{event} event")
         except Rejected:
             return "ignored (no proposalPk)"
+        self._changed(proposals={pk or 0})
         self.mark_stale(self.people_of(self.proposals.get(pk or 0)))
         return f"people of proposal {pk} marked for re-reading"
 
@@ -228,6 +290,7 @@ class UserOfficeCache:
         except Rejected:
             return "ignored (no user id)"
         assert user_id is not None
+        self._changed(users={user_id})
         if event == "USER_DELETED":
             cached = self.users.pop(user_id, None)
             if cached:

@@ -14,7 +14,7 @@ from traitlets import Unicode
 
 from ..people import EXPERIMENT_ROLES, LOCAL_CONTACT, SITE_ROLES, Experiment, Person
 from ..sitedata import Node, load_yaml
-from . import UserOffice
+from . import IdentityConflict, UserOffice, may_match
 
 _RELATIVE = re.compile(r"^today\s*(?:([+-])\s*(\d+)\s*d)?$")
 
@@ -133,10 +133,13 @@ class FileUserOffice(UserOffice):
         for person in people.values():
             if subject and person.subject == subject:
                 return person
-        for person in people.values():
-            if email and person.email.casefold() == email.casefold():
-                return person
-        return people.get(username) if username else None
+        found = next((p for p in people.values() if email and p.email.casefold() == email.casefold()), None)
+        if found is None and username:
+            found = people.get(username)
+        if found is not None and not may_match(found.subject, subject):
+            raise IdentityConflict(f"{found.username} in {self.path or 'the demo User Office'} has another "
+                                   "OIDC subject than this login")
+        return found
 
     async def site_experiments(self) -> list[Experiment]:
         return list(self._load()[1])

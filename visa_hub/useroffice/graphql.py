@@ -11,6 +11,11 @@ A user is looked up by OIDC subject (``userByOIDCSub``), else by verified email
 experiments. Answers are cached for :attr:`GraphQLUserOffice.cache_ttl` seconds; events make the users
 they concern be re-read at once. When the User Office is down or slow, users known to the cache keep
 working from it (logged as a warning) and unknown ones get :class:`~visa_hub.useroffice.UserOfficeUnavailable`.
+
+A user found by email whose ``oidcSub`` is another login's is not this login's: on a fresh answer, from
+the cache and from the cache during an outage alike, the answer is
+:class:`~visa_hub.useroffice.IdentityConflict`. An answer that crossed an event about her (a lookup started
+before the event, answered after it) is thrown away and asked again, so it cannot undo the event.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from tornado.simple_httpclient import SimpleAsyncHTTPClient
 from traitlets import Bool, Dict, Float, Instance, Int, Unicode, default
 
 from ..people import Experiment, Person
-from . import UserOffice, UserOfficeUnavailable
+from . import IdentityConflict, UserOffice, UserOfficeUnavailable, may_match
 from .cache import UserOfficeCache
 from .records import (
     ProposalRecord,
@@ -109,6 +114,13 @@ class GraphQLUserOffice(UserOffice):
         help="User Office role short codes that grant visa-hub site roles (staff, support, admin).",
     )
     page_size = Int(200, config=True, help="Proposals fetched per request when listing every experiment for staff.")
+    race_retries = Int(
+        3,
+        config=True,
+        help="How often a lookup is asked again when a User Office event about the same user or proposals "
+             "arrived while it was on its way (its answer may predate the event). After that the lookup counts "
+             "as unavailable: the cached answer, patched by the events, is used.",
+    )
 
     cache = Instance(UserOfficeCache)
 
@@ -185,18 +197,32 @@ class GraphQLUserOffice(UserOffice):
 
     # -- lookups ----------------------------------------------------------------------------------------
     async def _fetch_user(self, subject: str | None, email: str | None) -> UserRecord | None:
+        """Ask the User Office about a login; store and return her record (None: unknown)."""
+        for _attempt in range(self.race_retries + 1):
+            since = self.cache.generation
+            data = await self._query_user(subject, email)
+            if data is None:
+                return None
+            user = parse_user(data)
+            if user is None:
+                raise UserOfficeUnavailable("the User Office's answer about this user is malformed (see the log)")
+            proposals = [p for p in (parse_proposal(d) for d in _objects(data.get("proposals"))) if p]
+            if self.cache.store_user(user, proposals, time.monotonic(), since=since):
+                return user
+            self.log.info("User Office answer about user %s crossed an event about her: asking again", user.id)
+        raise UserOfficeUnavailable("events about this user kept arriving while she was looked up")
+
+    async def _query_user(self, subject: str | None, email: str | None) -> dict[str, Any] | None:
         data: dict[str, Any] | None = None
         if subject:
             data = (await self.query(USER_BY_SUBJECT, {"sub": subject})).get("user")
         if data is None and email and self.email_fallback:
             basic = (await self.query(USER_ID_BY_EMAIL, {"email": email})).get("basic")
             if isinstance(basic, dict) and isinstance(basic.get("id"), int):
-                other = basic.get("oidc_sub")
-                if other and subject and other != subject:
-                    self.log.warning(
-                        "User Office user %s has the email of the login but another OIDC subject: not matched",
-                        basic["id"])
-                    return None
+                if not may_match(basic.get("oidc_sub"), subject):
+                    self.log.warning("Login with OIDC subject %s refused: User Office user %s has its email but "
+                                     "another OIDC subject", subject, basic["id"])
+                    raise IdentityConflict(f"User Office user {basic['id']} has this email and another OIDC subject")
                 data = (await self.query(USER_BY_ID, {"id": basic["id"]})).get("user")
         if not isinstance(data, dict):
             self.log.info(
@@ -205,12 +231,9 @@ class GraphQLUserOffice(UserOffice):
                 "unknown user).", subject, f" or email {email}" if email and self.email_fallback else "",
                 ", ".join(REQUIRED_PERMISSIONS))
             return None
-        user = parse_user(data)
-        if user is None:
-            raise UserOfficeUnavailable("the User Office's answer about this user is malformed (see the log)")
-        proposals = [p for p in (parse_proposal(d) for d in _objects(data.get("proposals"))) if p]
-        self.cache.store_user(user, proposals, time.monotonic())
-        return user
+        if not may_match(data.get("oidcSub"), subject):  # changed between the two queries
+            raise IdentityConflict(f"User Office user {data.get('id')} has another OIDC subject")
+        return data
 
     def _person(self, username: str | None, user: UserRecord) -> Person:
         experiments: dict[str, Experiment] = {}
@@ -233,6 +256,7 @@ class GraphQLUserOffice(UserOffice):
         self.start_events()
         if not (subject or email):
             return None
+        email = email if self.email_fallback else None
         cached = self.cache.find_user(subject=subject, email=email)
         now = time.monotonic()
         if cached and self.cache.is_fresh(cached, now, self.cache_ttl):
@@ -240,7 +264,15 @@ class GraphQLUserOffice(UserOffice):
         try:
             user = await self._fetch_user(subject, email)
         except UserOfficeUnavailable as exc:
+            cached = self.cache.find_user(subject=subject, email=email)  # events may have changed it meanwhile
             if cached is None:
+                owner = self.cache.email_owner(email)
+                if owner is not None and not may_match(owner.subject, subject):
+                    self.log.warning("User Office unavailable (%s); login with OIDC subject %s refused: the cached "
+                                     "User Office user %s has its email and another OIDC subject", exc, subject,
+                                     owner.id)
+                    raise IdentityConflict(f"User Office user {owner.id} has this email and another OIDC subject") \
+                        from None
                 raise
             self.log.warning("User Office unavailable (%s): using what it said about %s %.0f s ago",
                              exc, username or subject, now - cached.fetched_at)
@@ -268,8 +300,11 @@ class GraphQLUserOffice(UserOffice):
         now = time.monotonic()
         fetched = self.cache.site_fetched_at
         if fetched is None or now - fetched >= self.cache_ttl:
+            since = self.cache.generation
             try:
-                self.cache.store_site(await self._fetch_all_proposals(), now)
+                if not self.cache.store_site(await self._fetch_all_proposals(), now, since=since):
+                    self.log.info("The list of every proposal crossed User Office events: the cached one (with "
+                                  "the events) is used, the list is asked again next time")
             except UserOfficeUnavailable as exc:
                 self.log.warning("User Office unavailable (%s): staff see the experiments known so far", exc)
         experiments: dict[str, Experiment] = {}

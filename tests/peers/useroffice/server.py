@@ -17,8 +17,9 @@ Test hooks (not part of the real API), all JSON:
 - ``GET|PUT|PATCH /_test/data``: read, replace, or patch (``{"upsert": {kind: [records]},
   "delete": {kind: [keys]}}``) the data;
 - ``PUT|DELETE /_test/proposals/<primaryKey>/users/<userId>``: add or remove a co-proposer;
-- ``PUT|DELETE /_test/faults``: ``{"delay": seconds, "status": 503, "times": n}`` slows down or
-  fails the next ``times`` (default: all) GraphQL requests;
+- ``PUT|DELETE /_test/faults``: ``{"delay": seconds, "status": 503, "hold": seconds, "times": n}`` slows
+  down or fails the next ``times`` (default: all) GraphQL requests; ``hold`` answers from the data as it is
+  when the request arrives but sends the answer that many seconds later (an answer in flight);
 - ``GET|DELETE /_test/requests``: the GraphQL requests received so far.
 
 Usage: ``python server.py --data sample-data.yaml [--port 0] [--token TOKEN ...]``. Prints one line
@@ -515,6 +516,7 @@ class GraphQLHandler(tornado.web.RequestHandler):
     async def _apply_faults(self) -> bool:
         """Slow down or fail this request as the test asked. True when the request is answered."""
         faults = self.state.faults
+        self.hold = float(faults.get("hold") or 0)
         if not faults:
             return False
         if faults.get("times") is not None:
@@ -572,6 +574,8 @@ class GraphQLHandler(tornado.web.RequestHandler):
             code = "BAD_USER_INPUT" if result.data is None else "INTERNAL_SERVER_ERROR"
             response["errors"] = [_format_error(e, code) for e in result.errors]
         response["data"] = _js_numbers(result.data)
+        if self.hold:  # computed now, delivered later
+            await asyncio.sleep(self.hold)
         self._send_json(200, response)
 
     def _json_body(self) -> Any:
@@ -646,7 +650,7 @@ class FaultHook(TestHookHandler):
 
     def put(self) -> None:
         body = self._body()
-        unknown = set(body) - {"delay", "status", "times"}
+        unknown = set(body) - {"delay", "status", "hold", "times"}
         if unknown:
             raise tornado.web.HTTPError(400, f"unknown fault settings: {', '.join(sorted(unknown))}")
         self.state.faults = body
