@@ -1,13 +1,16 @@
 """The desktop in a real Jupyter Server: real Xvnc, real session, websockets through jupyter-server-proxy.
 
 Checks what the browser cannot show: who may open the websockets, that the view-only path really drops input
-(a keystroke sent through it never reaches the terminal), that nothing listens on TCP, and that a missing Xvnc
-gives a message instead of a blank screen.
+(a keystroke sent through it never reaches the terminal, a paste never reaches the X clipboard, a pointer event
+never moves the X pointer), that the owner's clipboard never reaches a guest, that a guest's huge clipboard
+announcement neither grows the server's memory nor keeps the connection, that an asynchronous authorizer's "no"
+is a no, that nothing listens on TCP, and that a missing Xvnc gives a message instead of a blank screen.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import stat
 import struct
@@ -34,11 +37,14 @@ class Server(JupyterServer):
     runtime: Path
 
 
-def _start(tmp: Path, *args: str) -> Server:
+TESTS = Path(__file__).resolve().parents[1]
+
+
+def _start(tmp: Path, *args: str, env: dict[str, str] | None = None) -> Server:
     root, runtime = tmp / "home", tmp / "rt"
     root.mkdir()
     runtime.mkdir()
-    started = launch_jupyter_server(tmp, root=root, args=[f"--VisaDesktop.runtime_dir={runtime}", *args])
+    started = launch_jupyter_server(tmp, root=root, env=env, args=[f"--VisaDesktop.runtime_dir={runtime}", *args])
     server = Server(**vars(started), runtime=runtime)
     server.wait_until_up(30)
     return server
@@ -91,6 +97,20 @@ class Rfb:
             self.send(struct.pack(">BBxxI", 4, 1, keysym) + struct.pack(">BBxxI", 4, 0, keysym))
             time.sleep(0.01)
 
+    def drain(self, seconds: float) -> bytes:
+        """Everything the server sends within ``seconds`` (frames, clipboard...), unparsed."""
+        import websocket
+
+        data, deadline = self.buffer, time.monotonic() + seconds
+        self.buffer = b""
+        while (left := deadline - time.monotonic()) > 0:
+            self.ws.settimeout(left)
+            try:
+                data += self.ws.recv()
+            except websocket.WebSocketTimeoutException:
+                break
+        return data
+
     def request_update(self) -> int:
         """Ask for a full frame; the first server message's type (0 = FramebufferUpdate) proves the link lives."""
         self.send(struct.pack(">BBHHHH", 3, 0, 0, 0, 64, 64))
@@ -101,25 +121,46 @@ class Rfb:
         self.ws.close()
 
 
+def desktop_env(runtime: Path) -> dict[str, str] | None:
+    """The environment of an X client of the running desktop (its display and private cookie), if it runs."""
+    for log in runtime.glob("visa-desktop-*/desktop.log"):
+        display = next((line.split("display :")[1].split(",")[0] for line in log.read_text().splitlines()
+                        if "Xvnc on display :" in line), None)
+        if display is not None:
+            return {**os.environ, "DISPLAY": f":{display}", "XAUTHORITY": str(log.parent / "Xauthority")}
+    return None
+
+
+def x_tool(runtime: Path, *argv: str) -> str:
+    """Run an X client (xdotool, xclip) on the desktop; its output ('' when it fails, e.g. an empty clipboard)."""
+    if shutil.which(argv[0]) is None:
+        missing_peer(f"{argv[0]} not installed (scripts/install-desktop.sh)")
+    env = desktop_env(runtime)
+    assert env is not None, "the desktop does not run"
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=20)
+    return done.stdout if done.returncode == 0 else ""
+
+
 def wait_for_terminal(runtime: Path, timeout: float = 20) -> None:
     """Wait until the desktop's terminal window is mapped (xdotool on the desktop's own display and cookie)."""
     if shutil.which("xdotool") is None:
         missing_peer("xdotool not installed (scripts/install-desktop.sh)")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for log in runtime.glob("visa-desktop-*/desktop.log"):
-            display = next((line.split("display :")[1].split(",")[0] for line in log.read_text().splitlines()
-                            if "Xvnc on display :" in line), None)
-            if display is None:
-                continue
-            env = {**os.environ, "DISPLAY": f":{display}", "XAUTHORITY": str(log.parent / "Xauthority")}
-            found = subprocess.run(["xdotool", "search", "--onlyvisible", "--class", "xterm"], env=env,
-                                   capture_output=True, text=True)
-            if found.stdout.strip():
-                time.sleep(0.5)  # the window manager gives it the focus
-                return
+        if desktop_env(runtime) and x_tool(runtime, "xdotool", "search", "--onlyvisible", "--class", "xterm").strip():
+            time.sleep(0.5)  # the window manager gives it the focus
+            return
         time.sleep(0.2)
     pytest.fail("the desktop's terminal did not appear")
+
+
+def x_clipboard(runtime: Path) -> str:
+    return x_tool(runtime, "xclip", "-o", "-selection", "clipboard")
+
+
+def x_pointer(runtime: Path) -> tuple[int, int]:
+    fields = dict(f.split(":") for f in x_tool(runtime, "xdotool", "getmouselocation").split())
+    return int(fields["x"]), int(fields["y"])
 
 
 def _wait_for(path: Path, timeout: float = 15) -> bool:
@@ -170,22 +211,137 @@ def test_view_only_path_drops_keys_pointer_clipboard_and_resizing(server: Server
     wait_for_terminal(server.runtime)
     guest = Rfb(server.ws_url("visa-desktop-view/"), server.token)
     assert guest.handshake()[:2] == (1280, 800)
-    # everything a guest might try: typing a command, clicking, pasting, resizing the screen
+    start = x_pointer(server.runtime)
+    guest_text = f"guest-paste-{secrets.token_hex(4)}"
+    # everything a guest might try: typing a command, moving and clicking, pasting, resizing the screen
     guest.type("touch viewonly-was-here\n")
-    guest.send(struct.pack(">BBHH", 5, 1, 600, 300) + struct.pack(">BBHH", 5, 0, 600, 300))
-    guest.send(struct.pack(">BxxxI", 6, 14) + b"touch pasted\n\n")
+    guest.send(struct.pack(">BBHH", 5, 0, 613, 307) + struct.pack(">BBHH", 5, 1, 613, 307)
+               + struct.pack(">BBHH", 5, 0, 613, 307))
+    guest.send(struct.pack(">BxxxI", 6, len(guest_text)) + guest_text.encode())
     guest.send(struct.pack(">BxHHBx", 251, 640, 480, 1) + struct.pack(">IHHHHI", 0, 0, 0, 640, 480, 0))
     assert guest.request_update() == 0, "the view-only connection still receives frames"
-    # the owner's keystrokes do reach the terminal
+    # Xvnc handles a connection's messages in order: had they reached it, they would have taken effect by now
+    assert x_pointer(server.runtime) == start != (613, 307), "a guest's pointer event moved the X pointer"
+    assert guest_text not in x_clipboard(server.runtime), "a guest's paste reached the X clipboard"
+    # the same messages from the owner do take effect, so the checks above can see them
+    owner_text = f"owner-paste-{secrets.token_hex(4)}"
+    full.send(struct.pack(">BBHH", 5, 0, 613, 307))
+    full.send(struct.pack(">BxxxI", 6, len(owner_text)) + owner_text.encode())
     full.type("touch owner-was-here\n")
     assert _wait_for(server.root / "owner-was-here"), "the owner's command did not run in the desktop terminal"
+    assert x_pointer(server.runtime) == (613, 307), "the owner's pointer event did not move the X pointer"
+    assert x_clipboard(server.runtime) == owner_text, "the owner's paste did not reach the X clipboard"
     time.sleep(1)
     assert not (server.root / "viewonly-was-here").exists(), "a keystroke sent through the view-only path ran"
-    assert not (server.root / "pasted").exists()
     again = Rfb(server.ws_url("visa-desktop-view/"), server.token)
     assert again.handshake()[:2] == (1280, 800), "a guest resized the desktop"
     for rfb in (full, guest, again):
         rfb.close()
+
+
+def test_isolation_view_only_client_receives_no_clipboard_text_while_the_owners_does(server: Server) -> None:
+    owner = Rfb(server.ws_url("visa-desktop/"), server.token)
+    owner.handshake()
+    guest = Rfb(server.ws_url("visa-desktop-view/"), server.token)
+    guest.handshake()
+    wait_for_terminal(server.runtime)
+    marker = f"copied-on-the-desktop-{secrets.token_hex(6)}".encode()
+    copier = subprocess.Popen(["xclip", "-selection", "clipboard"], stdin=subprocess.PIPE,
+                              env=desktop_env(server.runtime), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        copier.stdin.write(marker)
+        copier.stdin.close()  # xclip now owns the CLIPBOARD selection; Xvnc announces it to its clients
+        deadline, seen = time.monotonic() + 20, {"owner": b"", "guest": b""}
+        while marker not in seen["owner"] and time.monotonic() < deadline:
+            seen["owner"] += owner.drain(0.5)
+            seen["guest"] += guest.drain(0.1)
+        assert marker in seen["owner"], "the owner did not receive the desktop's clipboard (check the test)"
+        assert guest.request_update() == 0, "the guest's connection died"
+        seen["guest"] += guest.drain(2)
+        assert marker not in seen["guest"], "a view-only client received the owner's clipboard text"
+    finally:
+        copier.kill()
+        copier.wait()
+        owner.close()
+        guest.close()
+
+
+def test_isolation_two_gib_clipboard_announcement_keeps_memory_bounded_and_closes(server: Server) -> None:
+    import websocket
+
+    guest = Rfb(server.ws_url("visa-desktop-view/"), server.token)
+    guest.handshake()
+    peak_before = _peak_rss(server.process.pid)
+    chunk = b"x" * (1 << 20)
+    sent = 0
+    try:
+        guest.send(struct.pack(">BxxxI", 6, 0x7FFFFFFF) + chunk)  # "2 GiB of clipboard follow"
+        for _ in range(127):
+            guest.send(chunk)
+            sent += 1
+    except (websocket.WebSocketException, OSError):
+        pass  # the proxy closed the connection while we were still sending
+    closed = _closed(guest)
+    growth = _peak_rss(server.process.pid) - peak_before
+    assert closed, "the view-only connection stayed open after a 2 GiB clipboard announcement"
+    assert growth < 32 << 20, f"the server's peak memory grew by {growth >> 20} MiB (sent {sent + 1} MiB)"
+    # the desktop is still there for everyone else
+    owner = Rfb(server.ws_url("visa-desktop/"), server.token)
+    assert owner.handshake()[:2] == (1280, 800)
+    owner.close()
+
+
+def test_isolation_async_authorizer_denying_write_makes_the_desktop_view_only(tmp_path: Path) -> None:
+    """The server's authorizer answers asynchronously (as a sharing policy asking the hub would): its "no" to
+    ``write`` must not be taken for a yes (a coroutine object is truthy)."""
+    import websocket
+
+    if shutil.which("Xvnc") is None:
+        missing_peer("Xvnc not installed (scripts/install-desktop.sh)")
+    server = _start(tmp_path, "--ServerApp.authorizer_class=desktop_authorizers.AsyncViewOnlyAuthorizer",
+                    env={"PYTHONPATH": str(TESTS)})
+    try:
+        body = server.get("visa/api/desktop").json()
+        assert body["view_only"] is True and body["websocket_path"] == "visa-desktop-view/", body
+        with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+            websocket.create_connection(server.ws_url("visa-desktop/"),
+                                        header=[f"Authorization: token {server.token}"], timeout=10)
+        assert refused.value.status_code == 403
+        guest = Rfb(server.ws_url("visa-desktop-view/"), server.token)
+        assert guest.handshake()[:2] == (1280, 800)
+        wait_for_terminal(server.runtime)
+        guest.type("touch async-guest-was-here\n")
+        assert guest.request_update() == 0
+        time.sleep(1)
+        assert not (server.root / "async-guest-was-here").exists(), "the guest's keystrokes reached the desktop"
+        guest.close()
+    finally:
+        server.stop()
+
+
+def _peak_rss(pid: int) -> int:
+    """The highest resident memory the process ever had (VmHWM), in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM in /proc status")
+
+
+def _closed(rfb: Rfb, timeout: float = 10) -> bool:
+    """Whether the server closes the websocket within ``timeout`` (frames in flight are read and ignored)."""
+    import websocket
+
+    rfb.ws.settimeout(timeout)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if not rfb.ws.recv():
+                return True
+        except (websocket.WebSocketConnectionClosedException, ConnectionError, OSError):
+            return True
+        except websocket.WebSocketTimeoutException:
+            return False
+    return False
 
 
 def test_view_only_path_closes_on_bytes_it_does_not_understand(server: Server) -> None:

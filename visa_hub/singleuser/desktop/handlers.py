@@ -4,9 +4,9 @@
     Full control. A jupyter-server-proxy *raw socket* entry (``raw_socket_proxy``, ``unix_socket``): the
     websocket's bytes go to Xvnc's private unix socket unchanged. The first connection starts the desktop.
 ``{base_url}visa-desktop-view/``
-    View-only, for guests of a shared session: the same proxy, with every client message passed through
+    View-only, for guests of a shared session: the same proxy, with both directions passed through
     :class:`~visa_hub.singleuser.desktop.rfb.ViewOnlyFilter`, so keys, pointer, clipboard and resizing never
-    reach Xvnc whatever the browser sends.
+    reach Xvnc whatever the browser sends, and the owner's clipboard never reaches the guest.
 ``{base_url}visa/api/desktop``
     Whether the desktop can start (Xvnc installed), whether it runs, why it failed, and which websocket the
     current user may open.
@@ -15,11 +15,13 @@ Who may connect: jupyter-server-proxy answers 403 to a websocket without a logge
 user is known only when the hub granted ``access:servers`` on this server, so another hub user gets 403. On top,
 both websockets ask the server's authorizer: ``write`` on :data:`DESKTOP_RESOURCE` for full control, ``read`` for
 the view-only path. The default authorizers allow both to whoever may use the server; a sharing policy that
-makes someone a view-only guest denies her ``write``.
+makes someone a view-only guest denies her ``write``. Authorizers may answer synchronously or with an awaitable
+(Jupyter Server 2 allows both): every answer is awaited, so an asynchronous "no" is a no.
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import json
 import shutil
@@ -29,7 +31,7 @@ from typing import Any
 
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
-from jupyter_server.utils import url_path_join
+from jupyter_server.utils import ensure_async, url_path_join
 from jupyter_server_proxy.config import ServerProcess
 from tornado import web
 
@@ -120,8 +122,8 @@ def make_websocket_handlers(state: DesktopState) -> tuple[type, type, dict[str, 
         async def prepare(self, *args: Any, **kwargs: Any) -> None:
             await super().prepare(*args, **kwargs)
             user = self.current_user
-            if user is not None and not self.authorizer.is_authorized(
-                    self, user, self.required_action, DESKTOP_RESOURCE):
+            if user is not None and not await ensure_async(
+                    self.authorizer.is_authorized(self, user, self.required_action, DESKTOP_RESOURCE)):
                 raise web.HTTPError(403, f"{self.required_action} access to the desktop is not granted")
             if not state.config.enabled or state.config.xvnc_path() is None:
                 raise web.HTTPError(503, state.problem())
@@ -131,25 +133,53 @@ def make_websocket_handlers(state: DesktopState) -> tuple[type, type, dict[str, 
             await super().open(path)
 
     class ViewOnlyDesktopSocketHandler(DesktopSocketHandler):
-        """View-only: the same proxy, but client input never reaches Xvnc (see :class:`ViewOnlyFilter`)."""
+        """View-only: the same proxy, but input never reaches Xvnc and the owner's clipboard never reaches the
+        guest (see :class:`ViewOnlyFilter`, which both directions pass through)."""
 
         required_action = "read"
+
+        refused = False
 
         async def open(self, path: str) -> None:
             self.rfb_filter = ViewOnlyFilter()
             await super().open(path)
 
+        def refuse(self, reason: Exception, message: str) -> None:
+            """Close the connection for good; what still arrives until the close completes is dropped."""
+            if not self.refused:
+                self.refused = True
+                self.log.warning("visa-hub desktop: view-only connection closed: %s", reason)
+                self.close(POLICY_VIOLATION, message)
+
         def on_message(self, message: str | bytes) -> None:
+            if self.refused:
+                return
             if isinstance(message, str):
                 message = message.encode("utf-8")
             try:
                 allowed = self.rfb_filter.feed(message)
             except RfbViolation as exc:
-                self.log.warning("visa-hub desktop: view-only connection closed: %s", exc)
-                self.close(POLICY_VIOLATION, "view-only connection: input is not allowed")
+                self.refuse(exc, "view-only connection: input is not allowed")
                 return
             if allowed:
                 super().on_message(allowed)
+
+        def write_message(self, message: str | bytes | dict[str, Any], binary: bool = False) -> Any:
+            """What Xvnc sends (jupyter-server-proxy writes it here), filtered for a guest."""
+            rfb_filter = getattr(self, "rfb_filter", None)
+            if rfb_filter is None or not isinstance(message, bytes):
+                return super().write_message(message, binary=binary)
+            allowed = b""
+            if not self.refused:
+                try:
+                    allowed = rfb_filter.feed_server(message)
+                except RfbViolation as exc:
+                    self.refuse(exc, "view-only connection: the desktop sent something unexpected")
+            if allowed:
+                return super().write_message(allowed, binary=True)
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
 
         def on_close(self) -> None:
             stats = getattr(self, "rfb_filter", None)
@@ -170,8 +200,9 @@ class DesktopStatusHandler(APIHandler):
 
     @web.authenticated
     @authorized
-    def get(self) -> None:
-        full = bool(self.authorizer.is_authorized(self, self.current_user, "write", DESKTOP_RESOURCE))
+    async def get(self) -> None:
+        full = bool(await ensure_async(self.authorizer.is_authorized(self, self.current_user, "write",
+                                                                     DESKTOP_RESOURCE)))
         problem = self.state.problem()
         self.set_header("Cache-Control", "no-store")
         self.finish(json.dumps({
