@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -21,6 +23,15 @@ def missing_peer(reason: str) -> None:
     if REQUIRE_INTEGRATION:
         pytest.fail(f"required integration peer missing: {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+def require_module(name: str, hint: str) -> ModuleType:
+    """Import a module a test needs; if it cannot be imported, that is a missing peer (never a silent skip)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        missing_peer(f"{name} cannot be imported ({exc}); {hint}")
+        raise  # not reached: missing_peer fails or skips
 
 
 @pytest.fixture

@@ -63,7 +63,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Jupy
     }
     try:
         for server in started.values():
-            server.wait_until_up(20)
+            server.wait_until_up(90)  # two servers side by side on a busy machine
         yield started
     finally:
         for server in started.values():

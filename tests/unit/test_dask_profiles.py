@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import require_module
 
 from visa_hub.catalog import SiteDataError, load_catalog
 from visa_hub.dask.config import DASHBOARD_LINK, DaskSession, DaskSessionError, dask_config
@@ -130,7 +131,7 @@ def test_unreadable_session_is_a_clear_error():
 
 
 def test_slurm_time_from_lifetime_hours():
-    slurm_time = pytest.importorskip("spawners.slurm").slurm_time
+    slurm_time = require_module("spawners.slurm", "install visa-hub with its dependencies (batchspawner)").slurm_time
 
     assert slurm_time(24) == "1-00:00:00"
     assert slurm_time(1.5) == "0-01:30:00"
