@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import logging
@@ -195,3 +196,38 @@ def test_every_knob_has_help():
     for cls in (GraphQLUserOffice, UserOfficeEvents):
         for name, trait in cls.class_own_traits(config=True).items():
             assert trait.help, f"{cls.__name__}.{name} has no help"
+
+
+# -- isolation: subjects on every path, events win over answers in flight ----------------------------------
+def test_isolation_the_cache_never_returns_a_user_with_another_subject_for_her_email():
+    cache = cache_with_alice_and_bob()
+    assert cache.find_user(subject="sub-1", email="alice@example.org").user.id == 1
+    assert cache.find_user(subject="someone-else", email="alice@example.org") is None
+    assert cache.find_user(email="alice@example.org").user.id == 1  # no subject to compare (file/demo logins)
+    assert cache.email_owner("ALICE@example.org").subject == "sub-1"
+
+
+def test_isolation_an_answer_older_than_an_event_is_not_stored():
+    cache = cache_with_alice_and_bob()
+    since = cache.generation
+    event(cache, "PROPOSAL_UPDATED", {"proposalPk": 101, "shortCode": "587412", "proposer": {"id": 1},
+                                      "members": []})
+    bob = cache.find_user(subject="sub-2").user
+    assert cache.store_user(bob, [parse_proposal(proposal())], now=1, since=since) is False
+    assert cache.proposals_of(2) == [] and cache.find_user(subject="sub-2").stale
+    assert cache.store_user(bob, [], now=2, since=cache.generation) is True
+    assert not cache.find_user(subject="sub-2").stale
+
+
+def test_isolation_file_user_office_refuses_another_subject_with_her_email(tmp_path):
+    from visa_hub.useroffice import IdentityConflict
+    from visa_hub.useroffice.file import FileUserOffice
+
+    path = tmp_path / "uo.yaml"
+    path.write_text("people:\n  - {username: alice, email: alice@example.org, subject: sub-1}\nexperiments: []\n")
+    office = FileUserOffice(path=str(path))
+    assert asyncio.run(office.find_person(subject="sub-1", email="alice@example.org")).username == "alice"
+    with pytest.raises(IdentityConflict):
+        asyncio.run(office.find_person(subject="sub-2", email="alice@example.org"))
+    with pytest.raises(IdentityConflict):
+        asyncio.run(office.find_person(username="alice", subject="sub-2"))
