@@ -105,7 +105,15 @@ def configure(c: Any, env: Mapping[str, str] | None = None) -> Path:
     c.Spawner.http_timeout = 60
     c.Spawner.start_timeout = 120
     c.OpenStackSpawner.start_timeout = 600  # a VM boots in minutes, not seconds
+    _configure_hub_pages(c)
     return data_dir
+
+
+def _configure_hub_pages(c: Any) -> None:
+    """visa-hub's own hub pages: relaunch and stop an instance after a confirmation (visa_hub.hubpages)."""
+    from .hubpages import configure_hub_pages
+
+    configure_hub_pages(c)
 
 
 def _configure_production_identity(c: Any, env: Mapping[str, str]) -> None:

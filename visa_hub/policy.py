@@ -92,6 +92,7 @@ class SessionPlan:
             "flavour": {"name": self.flavour.name, "cpus": self.flavour.cpus,
                         "memory_gb": self.flavour.memory_gb, "gpus": self.flavour.gpus},
             "image": self.image.name,
+            "image_title": self.image.title,
             "lifetime_hours": self.lifetime_hours,
             "starts_at": self.starts_at.isoformat(),
             "expires_at": self.expires_at.isoformat(),

@@ -48,9 +48,8 @@ def seconds_left(expires_at: dt.datetime, now: dt.datetime) -> int:
 
 
 def hub_links(environ: Mapping[str, str]) -> dict[str, str]:
-    """Links back to the hub: its prefix, its home page and the spawn page of this very server.
-
-    The spawn form opens with the last choices, so its page is "relaunch with the same settings".
+    """Links back to the hub: its prefix, its home page, the spawn page of this very server, and the hub's
+    pages that stop it or relaunch it with the same settings (:mod:`visa_hub.hubpages`, after a confirmation).
     """
     base_url = environ.get("JUPYTERHUB_BASE_URL") or "/"
     hub_prefix = base_url.rstrip("/") + "/hub/"
@@ -58,12 +57,17 @@ def hub_links(environ: Mapping[str, str]) -> dict[str, str]:
     server_name = environ.get("JUPYTERHUB_SERVER_NAME", "")
     user = environ.get("JUPYTERHUB_USER", "")
     spawn_path = f"spawn/{quote(user, safe='')}/{quote(server_name, safe='')}" if server_name and user else "spawn"
-    return {
+    links = {
         "hub_prefix": hub_prefix,
         "hub_url": host + hub_prefix,
         "hub_home_url": f"{host}{hub_prefix}home",
         "spawn_url": f"{host}{hub_prefix}{spawn_path}",
     }
+    if user:  # {hub}/hub/visa/<action>/<user>/<server_name>, the server name empty for the default server
+        server = f"{quote(user, safe='')}/{quote(server_name, safe='')}"
+        links["relaunch_url"] = f"{host}{hub_prefix}visa/relaunch/{server}"
+        links["stop_url"] = f"{host}{hub_prefix}visa/stop/{server}"
+    return links
 
 
 def session_payload(environ: Mapping[str, str], now: dt.datetime) -> dict[str, Any] | None:

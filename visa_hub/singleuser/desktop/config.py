@@ -6,10 +6,10 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from traitlets import Bool, Float, Int, List, Unicode, default, validate
+from traitlets import Bool, Float, Int, List, Unicode, validate
 from traitlets.config import Configurable
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -35,6 +35,9 @@ class LaunchSpec:
     background: str
     cwd: str
     startup_timeout: float
+    application_dirs: list[str] = field(default_factory=list)
+    desktop_icons: list[str] = field(default_factory=list)
+    keyboard_layout: str = ""
 
 
 class VisaDesktop(Configurable):
@@ -56,14 +59,36 @@ class VisaDesktop(Configurable):
         help="Extra Xvnc arguments, e.g. ['-MaxCutText', '1048576']. Do not add TCP listeners: "
              "the unix socket is the desktop's only door.",
     )
-    window_manager = List(Unicode(), ["openbox"], config=True, help="Window manager command; [] for none.")
+    window_manager = List(
+        Unicode(), ["openbox"], config=True,
+        help="Window manager command; [] for none. openbox gets visa-hub's configuration (fonts, one workspace, "
+             "the application menu on a right click) unless the command names its own --config-file.",
+    )
     panel = List(
-        Unicode(), config=True,
-        help="Panel (task bar with a menu) command; [] for none. Default: tint2 with visa-hub's panel layout.",
+        Unicode(), ["tint2"], config=True,
+        help="Panel command; [] for none. tint2 gets visa-hub's panel (Applications menu, launcher bar, windows, "
+             "her name and experiment, clock) unless the command names its own -c file.",
     )
     autostart = List(
-        List(Unicode()), [["xterm"]], config=True,
-        help="Programs started once the desktop is up, each a command list (default: a terminal).",
+        List(Unicode()), [["visa-terminal"]], config=True,
+        help="Programs started once the desktop is up, each a command list (default: a terminal; "
+             "visa-terminal is xterm with her shell and her name in the prompt).",
+    )
+    desktop_icons = List(
+        Unicode(), ["pcmanfm", "--desktop", "--profile", "visa-hub"], config=True,
+        help="Program that draws the background and shows ~/Desktop's files as icons (files uploaded from the "
+             "browser land there); [] for none (then the background is a plain colour).",
+    )
+    application_dirs = List(
+        Unicode(), config=True,
+        help="Directories of XDG desktop entries (*.desktop) for the desktop's application menu, its launcher "
+             "bar (X-VisaHub-Panel=true) and the Lab launcher (X-VisaHub-Lab=true), read before visa-hub's "
+             "basics (terminal, files, text editor); an entry replaces a basic one of the same file name.",
+    )
+    keyboard_layout = Unicode(
+        "", config=True,
+        help="XKB layout the desktop starts with (e.g. 'de'); '' for her last choice in the Desktop tab, "
+             "else Xvnc's default (us).",
     )
     background = Unicode("#23415f", config=True, help="Desktop background colour (xsetroot -solid); '' for none.")
     startup_timeout = Float(
@@ -74,10 +99,6 @@ class VisaDesktop(Configurable):
         help="Directory in which the desktop's private (0700) directory with its socket is created "
              "(default: the system's temporary directory). Keep it short: socket paths are limited to 107 bytes.",
     )
-
-    @default("panel")
-    def _default_panel(self) -> list[str]:
-        return ["tint2", "-c", str(PACKAGE_DIR / "session" / "tint2rc")]
 
     @validate("geometry")
     def _valid_geometry(self, proposal):
@@ -125,7 +146,14 @@ class VisaDesktop(Configurable):
             background=self.background,
             cwd=cwd,
             startup_timeout=self.startup_timeout,
+            application_dirs=self.all_application_dirs(),
+            desktop_icons=list(self.desktop_icons),
+            keyboard_layout=self.keyboard_layout,
         )
+
+    def all_application_dirs(self) -> list[str]:
+        """The configured directories, then visa-hub's basics."""
+        return [*self.application_dirs, str(PACKAGE_DIR / "session" / "applications")]
 
 
 def write_spec(spec: LaunchSpec, path: Path) -> None:

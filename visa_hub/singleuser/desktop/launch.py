@@ -22,11 +22,21 @@ import time
 from pathlib import Path
 from typing import IO
 
+from . import keyboard
+from .applications import DIRS_VARIABLE, load_applications
 from .config import PACKAGE_DIR, LaunchSpec, read_spec
+from .sessionfiles import SessionFiles, seed_desktop_icons_config, write_session_files
 from .xauth import new_cookie, xauthority_entry
 
 SESSION_DIR = PACKAGE_DIR / "session"
 PR_SET_PDEATHSIG = 1
+#: The file beside the socket that holds the display (":1") while the desktop runs (the desktop API reads it).
+DISPLAY_FILE = "display"
+
+
+def display_file(spec: LaunchSpec) -> Path:
+    """Where a running desktop keeps its display name."""
+    return Path(spec.socket).parent / DISPLAY_FILE
 
 
 class LaunchError(RuntimeError):
@@ -68,6 +78,7 @@ class Desktop:
         self.xvnc: subprocess.Popen[bytes] | None = None
         self.session: list[subprocess.Popen[bytes]] = []
         self.display: int | None = None
+        self.extra_env: dict[str, str] = {}
 
     def say(self, message: str) -> None:
         self.log.write(f"[visa-desktop] {message}\n".encode())
@@ -93,6 +104,7 @@ class Desktop:
             os.close(read_end)
         _write_private(Path(self.spec.xauthority), xauthority_entry(self.display, cookie))
         self._wait_for_socket()
+        _write_private(display_file(self.spec), f":{self.display}\n".encode())
         self.say(f"Xvnc on display :{self.display}, socket {self.spec.socket}")
         return self.display
 
@@ -125,7 +137,7 @@ class Desktop:
 
     def session_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN"))}
-        env |= {"DISPLAY": f":{self.display}", "XAUTHORITY": self.spec.xauthority}
+        env |= {"DISPLAY": f":{self.display}", "XAUTHORITY": self.spec.xauthority, **self.extra_env}
         env.pop("WAYLAND_DISPLAY", None)
         return env
 
@@ -146,14 +158,47 @@ class Desktop:
                 proc.wait(timeout=5)
         self.session.append(proc)
 
+    def prepare_session(self) -> SessionFiles:
+        """Write the session's configuration and set the environment its programs share."""
+        apps, problems = load_applications(self.spec.application_dirs or [SESSION_DIR / "applications"])
+        for problem in problems:
+            self.say(f"application menu: {problem}")
+        files = write_session_files(Path(self.spec.socket).parent, apps, sys.executable)
+        xdg_dirs = os.environ.get("XDG_CONFIG_DIRS") or "/etc/xdg"
+        self.extra_env = {
+            "PATH": f"{files.bin_dir}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
+            # visa-hub's defaults (GTK fonts, file manager, desktop icons) after the user's own ~/.config
+            "XDG_CONFIG_DIRS": f"{SESSION_DIR / 'xdg'}{os.pathsep}{xdg_dirs}",
+            DIRS_VARIABLE: os.pathsep.join(self.spec.application_dirs),
+        }
+        return files
+
+    def apply_keyboard_layout(self) -> None:
+        """The configured layout, else her last choice; a failure is logged (the desktop still works)."""
+        home = Path(os.environ.get("HOME") or Path.home())
+        layout = self.spec.keyboard_layout or keyboard.load_preference(home)
+        if not layout:
+            return
+        try:
+            keyboard.set_layout(layout, self.session_env())
+            self.say(f"keyboard layout {layout}")
+        except keyboard.KeyboardError as exc:
+            self.say(f"keyboard layout {layout}: {exc}")
+
     def start_session(self) -> None:
-        env = self.session_env()
+        files = self.prepare_session()
+        home = Path(os.environ.get("HOME") or Path.home())
+        with contextlib.suppress(OSError):  # her desktop folder: uploads from the browser land there
+            (home / "Desktop").mkdir(exist_ok=True)
+        with contextlib.suppress(OSError):  # the desktop icons' look, until she changes it herself
+            seed_desktop_icons_config(home)
         self.spawn(["xrdb", "-merge", str(SESSION_DIR / "Xresources")], wait=True)
+        self.apply_keyboard_layout()
         if self.spec.background:
             self.spawn(["xsetroot", "-solid", self.spec.background], wait=True)
-        wm_env = env | {"XDG_CONFIG_DIRS": f"{SESSION_DIR / 'xdg'}:{env.get('XDG_CONFIG_DIRS', '/etc/xdg')}"}
-        self.spawn(self.spec.window_manager, env=wm_env)
-        self.spawn(self.spec.panel)
+        self.spawn(_with_config(self.spec.window_manager, "openbox", "--config-file", files.openbox_rc))
+        self.spawn(self.spec.desktop_icons)
+        self.spawn(_with_config(self.spec.panel, "tint2", "-c", files.tint2rc))
         for cmd in self.spec.autostart:
             self.spawn(cmd)
 
@@ -181,8 +226,16 @@ class Desktop:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.spec.socket)
+        for path in (self.spec.socket, display_file(self.spec)):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+
+def _with_config(cmd: list[str], program: str, option: str, path: Path | None) -> list[str]:
+    """``cmd`` with visa-hub's generated config file when it runs ``program`` and names no config of its own."""
+    if not cmd or path is None or Path(cmd[0]).name != program or any(a.startswith(option) for a in cmd[1:]):
+        return list(cmd)
+    return [cmd[0], option, str(path), *cmd[1:]]
 
 
 def main(argv: list[str] | None = None) -> int:
