@@ -16,6 +16,8 @@ export interface IVisaSession {
   instrument: string;
   flavour: { name: string; cpus: number; memory_gb: number; gpus: number };
   image: string;
+  /** The image's title from the site catalog (instances started before it was recorded have none). */
+  image_title?: string;
   lifetime_hours: number;
   starts_at: string;
   expires_at: string;
@@ -25,6 +27,10 @@ export interface IVisaSession {
   hub_prefix: string;
   /** The hub's spawn page for this server: the form opens with the last choices. */
   spawn_url: string;
+  /** The hub's page that stops this instance and starts it again with the same settings, after a confirmation. */
+  relaunch_url?: string;
+  /** The hub's page that stops this instance, after a confirmation. */
+  stop_url?: string;
 }
 
 /** The API path, relative to the server's base URL. */

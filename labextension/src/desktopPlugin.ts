@@ -9,42 +9,46 @@ import {
   ToolbarButton,
   WidgetTracker
 } from '@jupyterlab/apputils';
+import { Contents } from '@jupyterlab/services';
 import { ILauncher } from '@jupyterlab/launcher';
 import { IMainMenu } from '@jupyterlab/mainmenu';
 import {
   copyIcon,
+  downloadIcon,
+  fileUploadIcon,
   keyboardIcon,
-  LabIcon,
   refreshIcon
 } from '@jupyterlab/ui-components';
+import { Widget } from '@lumino/widgets';
 
 import { DesktopView } from './desktop';
 import { fetchDesktopStatus } from './desktopApi';
+import { fetchApplications, IDesktopApplication } from './desktopTools';
+import {
+  chooseDownload,
+  KeyboardLayoutPicker,
+  startOnDesktop,
+  uploadToDesktop
+} from './desktopToolbar';
+import { desktopIcon, fullscreenIcon } from './icons';
+import {
+  LAUNCHER_RANK,
+  requestedOpen,
+  VISA_LAUNCHER_CATEGORY
+} from './launcher';
+
+export { desktopIcon };
 
 const PLUGIN_ID = '@visa-hub/labextension:desktop';
 export const OPEN_DESKTOP_COMMAND = 'visa-hub:open-desktop';
 
-const desktopSvg = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24">
-  <g class="jp-icon3" fill="#616161">
-    <path d="M3 4h18a1 1 0 0 1 1 1v11a1 1 0 0 1-1 1h-7v2h3v2H7v-2h3v-2H3a1 1 0 0 1-1-1V5a1 1 0 0 1 1-1zm1 2v9h16V6H4z"/>
-    <path d="M5 13h14v2H5z"/>
-  </g>
-</svg>`;
-export const desktopIcon = new LabIcon({
-  name: 'visa-hub:desktop',
-  svgstr: desktopSvg
-});
+export const OPEN_DESKTOP_APP_COMMAND = 'visa-hub:open-desktop-application';
 
-const fullscreenSvg = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24">
-  <path class="jp-icon3" fill="#616161" d="M4 4h6v2H6v4H4V4zm10 0h6v6h-2V6h-4V4zM4 14h2v4h4v2H4v-6zm14 0h2v6h-6v-2h4v-4z"/>
-</svg>`;
-const fullscreenIcon = new LabIcon({
-  name: 'visa-hub:fullscreen',
-  svgstr: fullscreenSvg
-});
-
-/** A Desktop tab: the desktop view with its toolbar (full screen, Ctrl+Alt+Del, clipboard, reconnect). */
-function createDesktopTab(): MainAreaWidget<DesktopView> {
+/**
+ * A Desktop tab: the desktop view with its toolbar (full screen, Ctrl+Alt+Del, clipboard, upload, download,
+ * keyboard layout, reconnect).
+ */
+function createDesktopTab(contents: Contents.IManager): MainAreaWidget<DesktopView> {
   const view = new DesktopView();
   const tab = new MainAreaWidget({ content: view });
   tab.id = `${view.id}-tab`;
@@ -52,7 +56,7 @@ function createDesktopTab(): MainAreaWidget<DesktopView> {
   tab.title.icon = desktopIcon;
   tab.title.closable = true;
   tab.addClass('visa-desktop-tab');
-  const buttons: [string, ToolbarButton][] = [
+  const buttons: [string, Widget][] = [
     [
       'fullscreen',
       new ToolbarButton({
@@ -82,6 +86,27 @@ function createDesktopTab(): MainAreaWidget<DesktopView> {
         onClick: () => view.toggleClipboard()
       })
     ],
+    [
+      'upload',
+      new ToolbarButton({
+        icon: fileUploadIcon,
+        label: 'Upload',
+        tooltip: 'Upload files from this computer to the desktop (your ~/Desktop folder)',
+        className: 'visa-desktop-upload',
+        onClick: () => void uploadToDesktop(contents)
+      })
+    ],
+    [
+      'download',
+      new ToolbarButton({
+        icon: downloadIcon,
+        label: 'Download',
+        tooltip: 'Download a file from the desktop (your ~/Desktop folder) to this computer',
+        className: 'visa-desktop-download',
+        onClick: () => void chooseDownload(contents)
+      })
+    ],
+    ['keyboard', new KeyboardLayoutPicker()],
     [
       'reconnect',
       new ToolbarButton({
@@ -119,6 +144,8 @@ async function activate(
     console.error('visa-hub: could not ask about the desktop', reason);
     return;
   }
+  const open = requestedOpen(); // read before Lab rewrites the address
+  const contents = app.serviceManager.contents;
   const tracker = new WidgetTracker<MainAreaWidget<DesktopView>>({
     namespace: 'visa-desktop'
   });
@@ -128,7 +155,7 @@ async function activate(
     caption: 'The instance’s remote desktop, in a tab beside your notebooks',
     icon: desktopIcon,
     execute: () => {
-      const tab = createDesktopTab();
+      const tab = createDesktopTab(contents);
       void tracker.add(tab);
       app.shell.add(tab, 'main');
       app.shell.activateById(tab.id);
@@ -136,12 +163,37 @@ async function activate(
     }
   });
 
+  /** The Desktop tab to use: the current one, else the first, else a new one. */
+  const desktopTab = (): MainAreaWidget<DesktopView> => {
+    const tab = tracker.currentWidget ?? tracker.find(() => true);
+    if (tab) {
+      app.shell.activateById(tab.id);
+      return tab;
+    }
+    return app.commands.execute(OPEN_DESKTOP_COMMAND) as unknown as MainAreaWidget<DesktopView>;
+  };
+
+  app.commands.addCommand(OPEN_DESKTOP_APP_COMMAND, {
+    label: args => String(args['name'] ?? 'Desktop application'),
+    caption: args =>
+      String(args['comment'] || `Start ${args['name']} on the desktop`),
+    icon: desktopIcon,
+    execute: async args => {
+      const tab = await Promise.resolve(desktopTab());
+      await startOnDesktop(tab.content, String(args['id']));
+    }
+  });
+
   launcher?.add({
     command: OPEN_DESKTOP_COMMAND,
-    category: 'Other',
-    rank: 0,
+    category: VISA_LAUNCHER_CATEGORY,
+    rank: LAUNCHER_RANK.desktop,
     args: { isLauncher: true }
   });
+  void addApplications(launcher);
+  if (open === 'desktop') {
+    void app.restored.then(() => desktopTab());
+  }
   palette?.addItem({ command: OPEN_DESKTOP_COMMAND, category: 'VISA' });
   mainMenu?.fileMenu.newMenu.addGroup([{ command: OPEN_DESKTOP_COMMAND }], 40);
   mainMenu?.viewMenu.addGroup([{ command: OPEN_DESKTOP_COMMAND }], 40);
@@ -151,6 +203,30 @@ async function activate(
       name: tab => tab.id
     });
   }
+}
+
+/** Desktop applications marked for Lab (`X-VisaHub-Lab=true`) as cards in the launcher's VISA section. */
+async function addApplications(launcher: ILauncher | null): Promise<void> {
+  if (!launcher) {
+    return;
+  }
+  let apps: IDesktopApplication[];
+  try {
+    apps = await fetchApplications();
+  } catch (reason) {
+    console.warn('visa-hub: could not list the desktop applications', reason);
+    return;
+  }
+  apps
+    .filter(app => app.lab)
+    .forEach((app, index) =>
+      launcher.add({
+        command: OPEN_DESKTOP_APP_COMMAND,
+        category: VISA_LAUNCHER_CATEGORY,
+        rank: LAUNCHER_RANK.applications + index,
+        args: { id: app.id, name: app.name, comment: app.comment }
+      })
+    );
 }
 
 /** The Desktop: the instance's remote desktop as a JupyterLab tab (noVNC over the visa-hub websocket). */

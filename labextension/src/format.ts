@@ -49,3 +49,15 @@ export function describeFlavour(flavour: {
   }
   return `${flavour.name} (${parts.join(', ')})`;
 }
+
+/** One locale-aware format for every date the extension shows: `27 Nov 2026, 14:05` (in her browser's locale). */
+const DATE_TIME = new Intl.DateTimeFormat(undefined, {
+  dateStyle: 'medium',
+  timeStyle: 'short'
+});
+
+/** An ISO 8601 time in the browser's locale and time zone; the text as is when it is not a date. */
+export function formatDateTime(iso: string): string {
+  const when = new Date(iso);
+  return Number.isNaN(when.getTime()) ? iso : DATE_TIME.format(when);
+}

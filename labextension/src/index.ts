@@ -2,6 +2,7 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
+import { ILauncher } from '@jupyterlab/launcher';
 import { IStatusBar } from '@jupyterlab/statusbar';
 
 import { fetchSession, IVisaSession } from './api';
@@ -9,6 +10,12 @@ import { Countdown } from './clock';
 import { SessionPanel } from './panel';
 import { SessionStatus } from './status';
 import { desktopPlugin } from './desktopPlugin';
+import { sessionIcon } from './icons';
+import {
+  LAUNCHER_RANK,
+  requestedOpen,
+  VISA_LAUNCHER_CATEGORY
+} from './launcher';
 
 const PLUGIN_ID = '@visa-hub/labextension:session';
 const OPEN_COMMAND = 'visa-hub:open-session';
@@ -19,8 +26,10 @@ const REFRESH_MS = 10 * 60 * 1000;
 
 async function activate(
   app: JupyterFrontEnd,
-  statusBar: IStatusBar | null
+  statusBar: IStatusBar | null,
+  launcher: ILauncher | null
 ): Promise<void> {
+  const open = requestedOpen(); // read before Lab rewrites the address
   let first: IVisaSession | null;
   try {
     first = await fetchSession();
@@ -37,8 +46,9 @@ async function activate(
   let panel: SessionPanel | null = null;
 
   app.commands.addCommand(OPEN_COMMAND, {
-    label: 'VISA Session',
-    caption: 'Experiment, flavour and expiry of this instance',
+    label: args => (args['isLauncher'] ? 'Session' : 'VISA Session'),
+    caption: 'Experiment, flavour and expiry of this instance; stop or relaunch it',
+    icon: sessionIcon,
     execute: () => {
       if (!panel || panel.isDisposed) {
         panel = new SessionPanel(session, countdown);
@@ -47,6 +57,16 @@ async function activate(
       app.shell.activateById(panel.id);
     }
   });
+
+  launcher?.add({
+    command: OPEN_COMMAND,
+    category: VISA_LAUNCHER_CATEGORY,
+    rank: LAUNCHER_RANK.session,
+    args: { isLauncher: true }
+  });
+  if (open === 'session') {
+    void app.restored.then(() => app.commands.execute(OPEN_COMMAND));
+  }
 
   const status = new SessionStatus(session, countdown, () => {
     void app.commands.execute(OPEN_COMMAND);
@@ -84,7 +104,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
   description: 'Shows the VISA session (experiment, instrument, time left).',
   autoStart: true,
-  optional: [IStatusBar],
+  optional: [IStatusBar, ILauncher],
   activate
 };
 

@@ -32,7 +32,7 @@ def settings_rows(options: Mapping[str, Any], summary: Mapping[str, Any] | None)
     if name:
         if flavour.get("name") == name:
             gpus = f", {flavour['gpus']} GPU" if flavour.get("gpus") else ""
-            rows.append(("Flavour", f"{name} ({flavour['cpus']} CPUs, {flavour['memory_gb']} GB{gpus})"))
+            rows.append(("Flavour", f"{name} ({flavour['cpus']} CPUs, {flavour['memory_gb']:g} GB{gpus})"))
         else:
             rows.append(("Flavour", str(name)))
     image = options.get("image") or summary.get("image")

@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from .desktop import setup_desktop
+from .desktop.api import setup_desktop_api
 from .handlers import setup_handlers
 
 
@@ -45,7 +46,8 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     setup_handlers(serverapp.web_app)
     serverapp.log.info("visa-hub: session API at %svisa/api/session", serverapp.web_app.settings["base_url"])
     try:
-        setup_desktop(serverapp)
+        state = setup_desktop(serverapp)
+        setup_desktop_api(serverapp, state)
     except Exception:  # a broken desktop must not take the session API and Lab down with it
         serverapp.log.exception("visa-hub: the desktop could not be set up")
     else:

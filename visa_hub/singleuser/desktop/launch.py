@@ -23,9 +23,15 @@ from pathlib import Path
 from typing import IO
 
 from . import keyboard
-from .applications import DIRS_VARIABLE, load_applications
+from .applications import load_applications
 from .config import PACKAGE_DIR, LaunchSpec, read_spec
-from .sessionfiles import SessionFiles, seed_desktop_icons_config, write_session_files
+from .sessionfiles import (
+    SessionFiles,
+    bin_dir_of,
+    seed_desktop_icons_config,
+    session_environment,
+    write_session_files,
+)
 from .xauth import new_cookie, xauthority_entry
 
 SESSION_DIR = PACKAGE_DIR / "session"
@@ -78,7 +84,6 @@ class Desktop:
         self.xvnc: subprocess.Popen[bytes] | None = None
         self.session: list[subprocess.Popen[bytes]] = []
         self.display: int | None = None
-        self.extra_env: dict[str, str] = {}
 
     def say(self, message: str) -> None:
         self.log.write(f"[visa-desktop] {message}\n".encode())
@@ -136,10 +141,8 @@ class Desktop:
             time.sleep(0.05)
 
     def session_env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN"))}
-        env |= {"DISPLAY": f":{self.display}", "XAUTHORITY": self.spec.xauthority, **self.extra_env}
-        env.pop("WAYLAND_DISPLAY", None)
-        return env
+        return session_environment(os.environ, f":{self.display}", self.spec.xauthority,
+                                   bin_dir_of(Path(self.spec.socket).parent), self.spec.application_dirs)
 
     def spawn(self, cmd: list[str], env: dict[str, str] | None = None, wait: bool = False) -> None:
         """Start one session program; a missing program is logged, not fatal (the desktop still shows)."""
@@ -159,18 +162,11 @@ class Desktop:
         self.session.append(proc)
 
     def prepare_session(self) -> SessionFiles:
-        """Write the session's configuration and set the environment its programs share."""
+        """Write the session's configuration (panel, menus, window manager, terminal)."""
         apps, problems = load_applications(self.spec.application_dirs or [SESSION_DIR / "applications"])
         for problem in problems:
             self.say(f"application menu: {problem}")
         files = write_session_files(Path(self.spec.socket).parent, apps, sys.executable)
-        xdg_dirs = os.environ.get("XDG_CONFIG_DIRS") or "/etc/xdg"
-        self.extra_env = {
-            "PATH": f"{files.bin_dir}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
-            # visa-hub's defaults (GTK fonts, file manager, desktop icons) after the user's own ~/.config
-            "XDG_CONFIG_DIRS": f"{SESSION_DIR / 'xdg'}{os.pathsep}{xdg_dirs}",
-            DIRS_VARIABLE: os.pathsep.join(self.spec.application_dirs),
-        }
         return files
 
     def apply_keyboard_layout(self) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .applications import Application
+from .applications import DIRS_VARIABLE, Application
 
 SESSION_DIR = Path(__file__).resolve().parent / "session"
 SYSTEM_OPENBOX_RC = Path("/etc/xdg/openbox/rc.xml")
@@ -103,6 +103,11 @@ def openbox_rc(system_rc: str, menu_file: Path) -> str:
     return ET.tostring(root, encoding="unicode", xml_declaration=True)
 
 
+def bin_dir_of(directory: Path) -> Path:
+    """The desktop's own programs (``visa-terminal``) in its private ``directory``."""
+    return directory / "bin"
+
+
 def terminal_script(bashrc: Path) -> str:
     """``visa-terminal``: xterm with her login shell; bash gets visa-hub's rcfile (her setup, then her name)."""
     return f"""#!/bin/sh
@@ -114,6 +119,26 @@ case "$shell" in
   *) exec xterm "$@" ;;
 esac
 """
+
+
+def session_environment(base: Mapping[str, str], display: str, xauthority: str, bin_dir: Path,
+                        application_dirs: Sequence[str]) -> dict[str, str]:
+    """The environment of every program on the desktop (the session's and those started from Lab).
+
+    No hub or server tokens; the desktop's display; ``visa-terminal`` on PATH; visa-hub's GTK and file manager
+    defaults after her own ``~/.config``; the application directories for the menus.
+    """
+    env = {k: v for k, v in base.items() if not k.startswith(("JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN"))}
+    env.pop("WAYLAND_DISPLAY", None)
+    xdg_dirs = base.get("XDG_CONFIG_DIRS") or "/etc/xdg"
+    env |= {
+        "DISPLAY": display,
+        "XAUTHORITY": xauthority,
+        "PATH": f"{bin_dir}{os.pathsep}{base.get('PATH', os.defpath)}",
+        "XDG_CONFIG_DIRS": f"{SESSION_DIR / 'xdg'}{os.pathsep}{xdg_dirs}",
+        DIRS_VARIABLE: os.pathsep.join(application_dirs),
+    }
+    return env
 
 
 def seed_desktop_icons_config(home: Path) -> Path | None:
@@ -132,7 +157,7 @@ def write_session_files(directory: Path, apps: Sequence[Application], python: st
     """Write the session's configuration into ``directory`` (the desktop's private one) and say where."""
     environ = os.environ if environ is None else environ
     menu_module = [python, "-m", "visa_hub.singleuser.desktop.applications"]
-    bin_dir = directory / "bin"
+    bin_dir = bin_dir_of(directory)
     bin_dir.mkdir(mode=0o700, exist_ok=True)
     terminal = bin_dir / "visa-terminal"
     terminal.write_text(terminal_script(SESSION_DIR / "bashrc"))
