@@ -106,7 +106,6 @@ function createDesktopTab(contents: Contents.IManager): MainAreaWidget<DesktopVi
         onClick: () => void chooseDownload(contents)
       })
     ],
-    ['keyboard', new KeyboardLayoutPicker()],
     [
       'reconnect',
       new ToolbarButton({
@@ -116,7 +115,8 @@ function createDesktopTab(contents: Contents.IManager): MainAreaWidget<DesktopVi
         className: 'visa-desktop-reconnect',
         onClick: () => void view.connect()
       })
-    ]
+    ],
+    ['keyboard', new KeyboardLayoutPicker()]
   ];
   for (const [name, button] of buttons) {
     tab.toolbar.addItem(name, button);

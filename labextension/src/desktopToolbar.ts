@@ -1,5 +1,6 @@
 import { Dialog, Notification, showDialog, showErrorMessage } from '@jupyterlab/apputils';
 import { Contents } from '@jupyterlab/services';
+import { keyboardIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
 import { DesktopView } from './desktop';
@@ -120,11 +121,13 @@ export class KeyboardLayoutPicker extends Widget {
     this.node.title =
       'Keyboard layout of the desktop: choose the one of your keyboard (remembered for your next desktop)';
     const text = document.createElement('span');
-    text.textContent = 'Keyboard';
+    text.className = 'visa-desktop-keyboard-label';
+    text.setAttribute('aria-hidden', 'true');
     this._select = document.createElement('select');
     this._select.className = 'visa-desktop-keyboard-select';
     this._select.setAttribute('aria-label', 'Keyboard layout of the desktop');
     this._select.addEventListener('change', () => void this._change());
+    text.append(keyboardIcon.element({ tag: 'span' }));
     this.node.append(text, this._select);
     void this.refresh();
   }

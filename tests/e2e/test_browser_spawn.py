@@ -50,5 +50,6 @@ def test_login_pick_experiment_and_lab_loads(start_hub, page, tmp_path):
     panel.wait_for()
     assert "Self-assembly of lipid nanodiscs under shear" in panel.inner_text()
     assert "small" in panel.inner_text()
-    assert page.get_attribute("#visa-hub-session a.visa-hub-relaunch", "href").endswith("/hub/spawn")
+    assert page.get_attribute("#visa-hub-session button.visa-hub-relaunch", "data-href").endswith(
+        "/hub/visa/relaunch/alice/")
     page.screenshot(path=str(tmp_path / "lab.png"))

@@ -16,8 +16,9 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from hubtest import UserSession, processes_under, wait_until
 from screenshots import save_screenshot
+
+from hubtest import UserSession, processes_under, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

@@ -90,6 +90,9 @@ def test_session_api_returns_the_session(visa_server: JupyterServer) -> None:
     assert LIFETIME.total_seconds() - 120 < body["seconds_left"] <= LIFETIME.total_seconds()
     assert body["hub_prefix"] == "/hub/"
     assert body["spawn_url"] == "/hub/spawn"
+    # the hub's confirmation pages for this server (the default one: empty server name)
+    assert body["relaunch_url"] == "/hub/visa/relaunch/alice/"
+    assert body["stop_url"] == "/hub/visa/stop/alice/"
     assert response.headers["Cache-Control"] == "no-store"
 
 
