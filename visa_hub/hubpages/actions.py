@@ -40,6 +40,11 @@ def action_url(hub_prefix: str, action: str, user: str, server_name: str = "") -
     return f"{hub_prefix.rstrip('/')}/visa/{action}/{quote(user, safe='')}/{quote(server_name, safe='')}"
 
 
+def _sentence(text: str) -> str:
+    """``text`` with a capital first letter (and nothing else changed, unlike ``str.capitalize``)."""
+    return text[:1].upper() + text[1:]
+
+
 @dataclass
 class Relaunch:
     """One relaunch in flight: the task doing it, and whether the new start has begun."""
@@ -78,7 +83,8 @@ class ServerActionHandler(BaseHandler):
         options = dict(orm_spawner.user_options or {})
         summary = getattr(spawner, "session_summary", None)
         label = instance_label(server_name, getattr(orm_spawner, "display_name", None))
-        if server_name and user.name != self.current_user.name:
+        if user.name != self.current_user.name:  # an admin acting for her
+            label = label.replace("your instance", "instance") if not server_name else label
             label = f"{user.name}’s {label}"
         return {
             "owner": user.name,
@@ -172,7 +178,8 @@ class RelaunchHandler(ServerActionHandler):
             return (f"There are no recorded settings for {info['instance']}: start it from the spawn form "
                     "instead.")
         if info["pending"]:
-            return (f"{info['instance'][0].upper()}{info['instance'][1:]} is {info['pending']}ing just now. "
+            doing = {"spawn": "starting", "stop": "stopping"}.get(info["pending"], "busy")
+            return (f"{_sentence(info['instance'])} is {doing} just now. "
                     "Try again once it has finished.")
         return None
 
@@ -214,14 +221,14 @@ class StopHandler(ServerActionHandler):
         user, orm_spawner = self._find(user_name, server_name)
         info = self._describe(user, server_name, orm_spawner)
         if info["pending"] == "stop":
-            await self._render(message=f"{info['instance'].capitalize()} is stopping…", refresh=REFRESH_SECONDS,
+            await self._render(message=f"{_sentence(info['instance'])} is stopping…", refresh=REFRESH_SECONDS,
                                **info)
             return
         if not info["running"]:
-            await self._render(message=f"{info['instance'].capitalize()} is not running.", **info)
+            await self._render(message=f"{_sentence(info['instance'])} is not running.", **info)
             return
         if info["pending"]:
-            await self._render(409, error=f"{info['instance'].capitalize()} is still starting. Stop it once it "
+            await self._render(409, error=f"{_sentence(info['instance'])} is still starting. Stop it once it "
                                           "has started, from its page or the hub's home page.", **info)
             return
         await self._render(can_confirm=True, **info)
@@ -233,7 +240,7 @@ class StopHandler(ServerActionHandler):
         info = self._describe(user, server_name, orm_spawner)
         spawner = self._spawner(user, server_name)
         if spawner.pending == "spawn":
-            await self._render(409, error=f"{info['instance'].capitalize()} is still starting. Stop it once it "
+            await self._render(409, error=f"{_sentence(info['instance'])} is still starting. Stop it once it "
                                           "has started.", **info)
             return
         if spawner.active and not spawner.pending:

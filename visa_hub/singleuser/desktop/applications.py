@@ -177,7 +177,8 @@ def openbox_pipe_menu(apps: Sequence[Application], terminal: Sequence[str] = ("x
         out.append(f'  <separator label="{html.escape(section)}" />')
         for app in members:
             command = html.escape(_shell_command(app, terminal))
-            out.append(f'  <item label="{html.escape(app.name)}" icon="{html.escape(app.icon)}">'
+            icon = f' icon="{html.escape(app.icon)}"' if app.icon.startswith("/") else ""  # openbox: files only
+            out.append(f'  <item label="{html.escape(app.name)}"{icon}>'
                        f'<action name="Execute"><command>{command}</command></action></item>')
     out.append("</openbox_pipe_menu>")
     return "\n".join(out) + "\n"
