@@ -121,3 +121,12 @@ def test_lab_page_loads_the_prebuilt_labextension(visa_server: JupyterServer) ->
     remote_entry = visa_server.get(f"lab/extensions/{LABEXTENSION}/{extensions[LABEXTENSION]['load']}")
     assert remote_entry.status_code == 200
     assert "@visa-hub/labextension" in remote_entry.text
+
+
+def test_lab_never_asks_about_jupyter_news(visa_server: JupyterServer) -> None:
+    """The wheel puts visa-hub's Lab defaults into the environment: every instance (Slurm jobs too) has them."""
+    response = visa_server.get("lab/api/settings/@jupyterlab/apputils-extension:notification")
+    assert response.status_code == 200, response.text[:300]
+    properties = response.json()["schema"]["properties"]
+    assert properties["fetchNews"]["default"] == "false"  # JupyterLab's default "none" asks in a toast
+    assert properties["checkForUpdates"]["default"] is False
