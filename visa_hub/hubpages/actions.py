@@ -33,6 +33,8 @@ TEMPLATE = "visa_server_action.html"
 STOP_WAIT_SECONDS = 15.0
 #: The "stopping…" page reloads itself this often (seconds).
 REFRESH_SECONDS = 2
+#: A finished relaunch sends its page to the progress page for this long (seconds); then the page asks again.
+FORGET_SECONDS = 10
 
 
 def action_url(hub_prefix: str, action: str, user: str, server_name: str = "") -> str:
@@ -131,10 +133,12 @@ class RelaunchHandler(ServerActionHandler):
             if relaunch.error:
                 await self._render(500, error=relaunch.error, **info)
                 return
-            if relaunch.starting.is_set() or relaunch.task.done():
-                self.redirect(info["pending_url"])
+            spawner = self._spawner(user, server_name)
+            if spawner.pending == "spawn" or spawner.ready or relaunch.task.done():
+                self.redirect(info["pending_url"])  # the hub's progress page takes over
                 return
-            await self._render(message=f"Stopping {info['instance']}… it starts again with the same settings.",
+            doing = "Starting" if relaunch.starting.is_set() else "Stopping"
+            await self._render(message=f"{doing} {info['instance']}… it starts again with the same settings.",
                                refresh=REFRESH_SECONDS, **info)
             return
         problem = self._why_not(info)
@@ -164,8 +168,8 @@ class RelaunchHandler(ServerActionHandler):
         if relaunch.error:
             await self._render(500, error=relaunch.error, **info)
             return
-        # started: the hub's progress page; still stopping: our page, which refreshes until the start has begun
-        self.redirect(info["pending_url"] if relaunch.starting.is_set() else self.request.path)
+        # our page: the hub's progress page once the start has begun, else "stopping…" until it has
+        self.redirect(self.request.path)
 
     @staticmethod
     async def _started_or_done(relaunch: Relaunch) -> None:
@@ -196,18 +200,20 @@ class RelaunchHandler(ServerActionHandler):
             relaunch.starting.set()
             await self.spawn_single_user(user, server_name, options=dict(options))
         except Exception as exc:  # shown on the page and in the log
-            relaunch.error = f"The relaunch failed: {exc}"
+            reason = getattr(exc, "jupyterhub_message", None) or getattr(exc, "log_message", None) or str(exc)
+            relaunch.error = f"The relaunch failed: {reason}"
             self.log.exception("visa-hub: relaunch of %s/%s failed", user.name, server_name)
         finally:
             relaunch.starting.set()
-            # forget it once the hub's own pages can tell the story (progress page, or the error above for a while)
+            # forget it once the hub's progress page tells the story (an error stays on our page for a minute);
+            # from then on the page asks again, for the next relaunch
             relaunches, key = self.relaunches, (user.name, server_name)
 
             def forget() -> None:
                 if relaunches.get(key) is relaunch:
                     del relaunches[key]
 
-            asyncio.get_running_loop().call_later(60, forget)
+            asyncio.get_running_loop().call_later(60 if relaunch.error else FORGET_SECONDS, forget)
 
 
 class StopHandler(ServerActionHandler):
