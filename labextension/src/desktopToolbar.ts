@@ -146,7 +146,8 @@ export class KeyboardLayoutPicker extends Widget {
         ...keyboard.layouts.map(layout => {
           const option = document.createElement('option');
           option.value = layout.name;
-          option.textContent = `${layout.description} (${layout.name})`;
+          option.textContent = layout.description;
+          option.title = layout.name;
           option.selected = layout.name === current;
           return option;
         })

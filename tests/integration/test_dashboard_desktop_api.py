@@ -49,6 +49,9 @@ def test_dashboard_desktop_api_applications_keyboard_folder(tmp_path: Path) -> N
     (apps / "beamline-sim.desktop").write_text(
         "[Desktop Entry]\nName=Beamline simulation\nComment=Runs on the desktop\n"
         f"Exec=sh -c 'echo \"$DISPLAY\" > {marker}'\nX-VisaHub-Lab=true\nX-VisaHub-Section=Simulation\n")
+    own = home / ".local/share/visa-hub/applications"  # her own entries, e.g. written by an app installer
+    own.mkdir(parents=True)
+    (own / "notes.desktop").write_text("[Desktop Entry]\nName=My notes\nExec=l3afpad notes.txt\n")
     server = launch_jupyter_server(tmp_path, root=home, env={"HOME": str(home)}, args=[
         f"--VisaDesktop.runtime_dir={runtime}", f"--VisaDesktop.application_dirs={apps}"])
     try:
@@ -58,7 +61,7 @@ def test_dashboard_desktop_api_applications_keyboard_folder(tmp_path: Path) -> N
         listed = _call(server, "GET", "applications").json()["applications"]
         sim = next(a for a in listed if a["id"] == "beamline-sim")
         assert (sim["name"], sim["lab"], sim["section"]) == ("Beamline simulation", True, "Simulation")
-        assert {"visa-terminal", "visa-files", "visa-editor"} <= {a["id"] for a in listed}
+        assert {"visa-terminal", "visa-files", "visa-editor", "notes"} <= {a["id"] for a in listed}
         refused = _call(server, "POST", "applications/beamline-sim")
         assert refused.status_code == 409 and "open the Desktop tab" in refused.json()["message"]
         assert _call(server, "POST", "applications/no-such-app").status_code == 404

@@ -3,7 +3,8 @@
 It writes the session's Dask configuration (:mod:`visa_hub.dask.instance`; the Slurm backend also does it in
 its job script), serves the session information the labextension shows (``GET {base_url}visa/api/session``) and the
 remote desktop (``{base_url}visa-desktop/``, a jupyter-server-proxy raw socket entry to Xvnc, see
-:mod:`visa_hub.singleuser.desktop`). It is enabled by ``jupyter-config/jupyter_server_config.d/visa_hub.json``,
+:mod:`visa_hub.singleuser.desktop`) with its workstation API (``{base_url}visa/api/desktop/...``: keyboard layout,
+applications, the desktop folder). It is enabled by ``jupyter-config/jupyter_server_config.d/visa_hub.json``,
 which the wheel installs into ``etc/jupyter/jupyter_server_config.d/``.
 """
 

@@ -2,8 +2,9 @@
 
 One source feeds the application menu (jgmenu, behind the panel's "Applications" button), the window manager's
 right-click menu (an openbox pipe-menu), the panel's launcher bar and the Lab launcher's VISA section. To add an
-application, drop a ``.desktop`` file into a directory of ``VisaDesktop.application_dirs`` (the menus read them
-each time they open; the launcher bar when the desktop starts). visa-hub's own keys:
+application, drop a ``.desktop`` file into her ``~/.local/share/visa-hub/applications`` or a directory of
+``VisaDesktop.application_dirs`` (the menus read them each time they open; the launcher bar when the desktop
+starts; Lab's launcher when Lab loads). visa-hub's own keys:
 
 ``X-VisaHub-Section``  menu section (default ``Applications``; visa-hub's basics are in ``System``)
 ``X-VisaHub-Panel``    ``true``: also on the panel's launcher bar

@@ -13,6 +13,8 @@ from traitlets import Bool, Float, Int, List, Unicode, validate
 from traitlets.config import Configurable
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+#: Her own desktop entries, relative to her home (read first by the menus and the Lab launcher).
+USER_APPLICATIONS = Path(".local") / "share" / "visa-hub" / "applications"
 #: Unix socket paths longer than this do not fit in ``sockaddr_un``.
 MAX_SOCKET_PATH = 107
 
@@ -82,15 +84,20 @@ class VisaDesktop(Configurable):
     application_dirs = List(
         Unicode(), config=True,
         help="Directories of XDG desktop entries (*.desktop) for the desktop's application menu, its launcher "
-             "bar (X-VisaHub-Panel=true) and the Lab launcher (X-VisaHub-Lab=true), read before visa-hub's "
-             "basics (terminal, files, text editor); an entry replaces a basic one of the same file name.",
+             "bar (X-VisaHub-Panel=true) and the Lab launcher (X-VisaHub-Lab=true), read after her own "
+             "~/.local/share/visa-hub/applications and before visa-hub's basics (terminal, files, text editor); "
+             "an entry replaces one of the same file name read later.",
     )
     keyboard_layout = Unicode(
         "", config=True,
         help="XKB layout the desktop starts with (e.g. 'de'); '' for her last choice in the Desktop tab, "
              "else Xvnc's default (us).",
     )
-    background = Unicode("#23415f", config=True, help="Desktop background colour (xsetroot -solid); '' for none.")
+    background = Unicode(
+        "#23415f", config=True,
+        help="Background colour (xsetroot -solid) while the desktop starts, and for good when desktop_icons is []; "
+             "'' for none.",
+    )
     startup_timeout = Float(
         20.0, config=True, help="Seconds to wait for Xvnc to accept connections before reporting a failure.",
     )
@@ -152,8 +159,9 @@ class VisaDesktop(Configurable):
         )
 
     def all_application_dirs(self) -> list[str]:
-        """The configured directories, then visa-hub's basics."""
-        return [*self.application_dirs, str(PACKAGE_DIR / "session" / "applications")]
+        """Her own (``~/.local/share/visa-hub/applications``), the configured ones, then visa-hub's basics."""
+        return [str(Path.home() / USER_APPLICATIONS), *self.application_dirs,
+                str(PACKAGE_DIR / "session" / "applications")]
 
 
 def write_spec(spec: LaunchSpec, path: Path) -> None:
