@@ -124,6 +124,8 @@ function createDesktopTab(contents: Contents.IManager): MainAreaWidget<DesktopVi
   view.title.changed.connect(() => {
     tab.title.label = view.title.label;
     tab.title.caption = view.title.caption;
+    // a guest only watches: no upload, download or keyboard layout for her
+    tab.toggleClass('visa-desktop-tab-view-only', view.viewOnly);
   });
   void view.connect();
   return tab;
