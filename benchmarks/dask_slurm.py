@@ -1,10 +1,12 @@
 """Time from ``scale(4)`` to four Dask workers on Slurm: visa-hub's profile versus plain dask-jobqueue.
 
-Both run in the same session on the same single-node Slurm cluster (tests/peers_slurm.py), as the same user,
+All run in the same session on the same single-node Slurm cluster (tests/peers_slurm.py), as the same user,
 with the same resources per job (the demo catalog's LoKI default profile: 2 cores, 4 GiB, partition ess, account
 = the experiment). visa-hub: ``SLURMCluster()`` with the instance configuration :mod:`visa_hub.dask.instance`
-writes; plain: ``SLURMCluster(cores=..., memory=..., ...)`` with no visa-hub configuration at all. Rounds
-alternate between the two; prints medians and the ratio (goal ≤ 1.10). Needs root (it starts slurmd).
+writes (TLS with the session's credentials, dashboard preload, walltime cut at the expiry); plain:
+``SLURMCluster(cores=..., memory=..., ...)`` with no visa-hub configuration at all; plain + TLS: the same with
+``security=Security(...)`` on a session's credentials files, to show what TLS alone costs. Rounds alternate
+between the three; prints medians and the ratios to plain (goal ≤ 1.10). Needs root (it starts slurmd).
 
     .venv/bin/python benchmarks/dask_slurm.py [--rounds 5]
 """
@@ -36,8 +38,13 @@ ROUNDS = """
 import json, sys, time
 from dask_jobqueue import SLURMCluster
 from distributed import Client
+from distributed.security import Security
 
 kwargs = json.loads(sys.argv[1])
+files = kwargs.pop("tls_files", None)
+if files:
+    kwargs["security"] = Security(require_encryption=True, tls_ca_file=files["ca"], **{
+        f"tls_{role}_{kind}": files[kind] for role in ("client", "scheduler", "worker") for kind in ("cert", "key")})
 times = []
 for _ in range(int(sys.argv[2])):
     cluster = SLURMCluster(**kwargs)
@@ -85,7 +92,7 @@ def main() -> int:
 
     scratch = Path(tempfile.mkdtemp(prefix="visa-bench-", dir=account.pw_dir))
     shutil.chown(scratch, USER)
-    homes = {name: scratch / name for name in ("visa", "plain")}
+    homes = {name: scratch / name for name in ("visa", "plain", "tls")}
     for home in homes.values():
         home.mkdir()
         shutil.chown(home, USER)
@@ -95,20 +102,30 @@ def main() -> int:
             visa_env = {**base, **slurm.env, **plan.environment, "HOME": str(homes["visa"]),
                         "JUPYTERHUB_USER": USER, "JUPYTERHUB_SERVICE_PREFIX": f"/user/{USER}/"}
             plain_env = {**base, **slurm.env, "HOME": str(homes["plain"])}
+            tls_env = {**plain_env, "HOME": str(homes["tls"])}
             subprocess.run(["sudo", "-u", USER, "env", "-i", *[f"{k}={v}" for k, v in visa_env.items()],
                             sys.executable, "-m", "visa_hub.dask.instance"], check=True, capture_output=True)
-            visa, plain = [], []
-            for _ in range(args.rounds):  # alternate so that both see the same machine state
+            made = subprocess.run(
+                ["sudo", "-u", USER, "env", "-i", *[f"{k}={v}" for k, v in tls_env.items()], sys.executable, "-c",
+                 "import json, pathlib; from visa_hub.dask.credentials import write_session_credentials as w; "
+                 "c = w(pathlib.Path.home(), 'bench'); "
+                 "print(json.dumps({'ca': str(c.ca_file), 'cert': str(c.cert_file), 'key': str(c.key_file)}))"],
+                check=True, capture_output=True, text=True)
+            tls_kwargs = {**plain_kwargs, "tls_files": json.loads(made.stdout)}
+            visa, plain, tls = [], [], []
+            for _ in range(args.rounds):  # alternate so that all see the same machine state
                 visa += run_as_user(visa_env, {}, 1)
                 plain += run_as_user(plain_env, plain_kwargs, 1)
+                tls += run_as_user(tls_env, tls_kwargs, 1)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
-    v, p = statistics.median(visa), statistics.median(plain)
+    v, p, t = statistics.median(visa), statistics.median(plain), statistics.median(tls)
     print(f"profile {profile.label}, {args.rounds} rounds each, scale(4) → 4 workers")
-    print(f"visa-hub profile (SLURMCluster() + instance config): median {v:.2f} s  {[round(t, 2) for t in visa]}")
-    print(f"plain dask-jobqueue (same resources):                median {p:.2f} s  {[round(t, 2) for t in plain]}")
-    print(f"ratio {v / p:.2f} (goal ≤ 1.10)")
+    print(f"visa-hub profile (SLURMCluster() + instance config): median {v:.2f} s  {[round(x, 2) for x in visa]}")
+    print(f"plain dask-jobqueue (same resources):                median {p:.2f} s  {[round(x, 2) for x in plain]}")
+    print(f"plain dask-jobqueue + TLS (session credentials):     median {t:.2f} s  {[round(x, 2) for x in tls]}")
+    print(f"ratio visa-hub / plain {v / p:.2f} (goal ≤ 1.10); plain + TLS / plain {t / p:.2f}")
     return 0
 
 

@@ -172,6 +172,8 @@ _RESERVED_DIRECTIVES = {
     "--partition": "use the profile's partition key",
     "-t": "use the profile's walltime key",
     "--time": "use the profile's walltime key",
+    "--deadline": "worker jobs always end by the session's expiry",
+    "--time-min": "worker jobs always end by the session's expiry",
     "--mem": "use the profile's memory_gb key",
     "--cpus-per-task": "use the profile's cores key",
     "-J": "dask-jobqueue names the job",

@@ -125,7 +125,7 @@ def test_slurmcluster_has_the_experiments_default_profile_and_runs_a_computation
         assert (partition, cpus, memory, limit, state) == ("ess", "2", "4G", "2:00:00", "RUNNING")
         assert name == f"dask-{EXPERIMENT}"
     assert f"#SBATCH -A {EXPERIMENT}" in out["script"] and sys.executable in out["script"]
-    assert out["dashboard"].startswith(f"/user/{USER}/proxy/") and out["dashboard"].endswith("/status")
+    assert out["dashboard"].startswith(f"/user/{USER}/visa-dask/") and out["dashboard"].endswith("/status")
     wait_until(lambda: not slurm.live_jobs(USER), 30, "the worker jobs to end after cluster.close()")
 
 
@@ -196,7 +196,7 @@ def test_labextension_new_cluster_uses_the_session_profile(instance, slurm, tmp_
         created = api.put("/dask/clusters")
         assert created.status_code == 200, created.text + (tmp_path / "server.log").read_text()[-2000:]
         model = created.json()
-        assert model["dashboard_link"].startswith(f"/user/{USER}/proxy/")
+        assert model["dashboard_link"].startswith(f"/user/{USER}/visa-dask/")
         scaled = api.patch(f"/dask/clusters/{model['id']}", json={"workers": 1})
         assert scaled.status_code == 200, scaled.text
         running = wait_until(lambda: [j for j in slurm.live_jobs(USER) if j[4] == "RUNNING"], 60,

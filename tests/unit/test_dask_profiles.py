@@ -11,13 +11,15 @@ import yaml
 from conftest import require_module
 
 from visa_hub.catalog import SiteDataError, load_catalog
-from visa_hub.dask.config import DASHBOARD_LINK, DaskSession, DaskSessionError, dask_config
+from visa_hub.dask.config import DASHBOARD_LINK, DaskSession, DaskSessionError, SessionLock, dask_config
 from visa_hub.dask.instance import write_dask_config
 from visa_hub.demo import DEMO_CATALOG
 from visa_hub.people import Experiment, Person
 from visa_hub.policy import SpawnRequest, plan_session
 
 NOW = dt.datetime(2026, 5, 4, 12, tzinfo=dt.UTC)
+LOCK = SessionLock("/h/.visa/dask/s/ca.pem", "/h/.visa/dask/s/cert.pem", "/h/.visa/dask/s/key.pem",
+                   expires_at=NOW + dt.timedelta(hours=24))
 
 
 def catalog_with(tmp_path: Path, mutate=None) -> Path:
@@ -58,6 +60,8 @@ def test_demo_catalog_profiles_per_instrument():
          "dask_profiles[2].job_directives[0]", "the account is always the experiment's code"),
         (lambda d: d["dask_profiles"][2].update(job_directives=["qos=high"]), "dask_profiles[2].job_directives[0]",
          "must be an sbatch option"),
+        (lambda d: d["dask_profiles"][0].update(job_directives=["--deadline=now+1day"]),
+         "dask_profiles[0].job_directives[0]", "worker jobs always end by the session's expiry"),
         (lambda d: d["instruments"][0]["dask_profiles"].append("huge"), "instruments[0].dask_profiles[2]",
          "unknown Dask profile 'huge'"),
         (lambda d: d["instruments"][1].update(default_dask_profile="gpu"), "instruments[1].default_dask_profile",
@@ -83,7 +87,9 @@ def test_catalog_without_dask_profiles_still_loads(tmp_path):
     plan = plan_for("LoKI", catalog_with(tmp_path, strip))
     assert plan.dask_profiles == () and plan.default_dask_profile is None
     session = DaskSession.from_json(plan.environment["VISA_DASK"])
-    assert "jobqueue" not in dask_config(session, python="/venv/bin/python")  # nothing to default to
+    config = dask_config(session, LOCK, NOW, python="/venv/bin/python")
+    assert "account" not in config["jobqueue"]["slurm"] and "labextension" not in config  # nothing to default to
+    assert config["distributed"]["comm"]["require-encryption"] is True  # but still locked to the owner
 
 
 def test_plan_carries_the_instruments_profiles_and_the_account():
@@ -98,16 +104,19 @@ def test_plan_carries_the_instruments_profiles_and_the_account():
 
 def test_dask_config_in_dasks_own_keys():
     session = DaskSession.from_json(plan_for("ODIN").environment["VISA_DASK"])
-    config = dask_config(session, python="/venv/bin/python", log_directory="/home/alice/dask-worker-logs")
+    config = dask_config(session, LOCK, NOW, python="/venv/bin/python",
+                         log_directory="/home/alice/dask-worker-logs")
     slurm = config["jobqueue"]["slurm"]
     assert {k: slurm[k] for k in ("cores", "memory", "processes", "queue", "account", "walltime", "python")} == {
         "cores": 2, "memory": "4GiB", "processes": 1, "queue": "ess", "account": "EXP-1", "walltime": "02:00:00",
         "python": "/venv/bin/python"}
-    assert slurm["name"] == "dask-EXP-1" and slurm["job-extra-directives"] == []
+    deadline = (NOW + dt.timedelta(hours=24)).astimezone().replace(tzinfo=None).isoformat()
+    assert slurm["name"] == "dask-EXP-1"
+    assert slurm["job-extra-directives"] == [f"--deadline={deadline}", "--time-min=00:05:00"]
     assert config["labextension"]["factory"]["module"] == "visa_hub.dask.clusters"
     assert config["distributed"]["dashboard"]["link"] == DASHBOARD_LINK
     assert DASHBOARD_LINK.format(JUPYTERHUB_SERVICE_PREFIX="/user/alice/", port=8787) == \
-        "/user/alice/proxy/8787/status"
+        "/user/alice/visa-dask/8787/status"
     gpu = config["visa-hub"]["dask"]["profiles"]["gpu"]
     assert gpu["job_extra_directives"] == ["--gres=gpu:1"] and gpu["max_jobs"] == 2
 
@@ -123,6 +132,74 @@ def test_instance_writes_dask_config_where_dask_reads_it(tmp_path):
     assert loaded["jobqueue"]["slurm"]["account"] == "EXP-1"
     assert loaded["jobqueue"]["slurm"]["log-directory"] == str(tmp_path / "dask-worker-logs")
     assert write_dask_config({"HOME": str(tmp_path)}) is None  # not a visa-hub instance: nothing written
+
+
+def _session_env(home: Path, expires_in: dt.timedelta) -> dict[str, str]:
+    return {"VISA_DASK": plan_for("LoKI").environment["VISA_DASK"], "HOME": str(home),
+            "DASK_CONFIG": str(home / "dask"), "JUPYTERHUB_USER": "alice",
+            "VISA_EXPIRES_AT": (dt.datetime.now(dt.UTC) + expires_in).isoformat()}
+
+
+def test_each_start_makes_credentials_only_the_owner_can_read_signed_by_a_ca_of_its_own(tmp_path):
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+
+    path = write_dask_config(_session_env(tmp_path, dt.timedelta(hours=8)), python="/venv/bin/python")
+    tls = yaml.safe_load(path.read_text())["distributed"]["comm"]["tls"]
+    assert path.stat().st_mode & 0o777 == 0o600
+    files = [Path(tls["ca-file"])] + [Path(tls[role][kind]) for role in ("scheduler", "worker", "client")
+                                       for kind in ("cert", "key")]
+    session_dir = files[0].parent
+    assert session_dir.parent == tmp_path / ".visa" / "dask" and all(f.parent == session_dir for f in files)
+    assert all(f.stat().st_mode & 0o777 == 0o600 for f in files)
+    assert all(d.stat().st_mode & 0o777 == 0o700 for d in (tmp_path / ".visa", session_dir.parent, session_dir))
+    ca = x509.load_pem_x509_certificate(Path(tls["ca-file"]).read_bytes())
+    cert = x509.load_pem_x509_certificate(Path(tls["worker"]["cert"]).read_bytes())
+    cert.verify_directly_issued_by(ca)
+    assert "-----BEGIN PRIVATE KEY-----" in Path(tls["worker"]["key"]).read_text()
+    assert not list(session_dir.glob("*ca*key*"))  # the CA's key is never written: no more certificates
+
+    # the next start: a new CA, which does not trust the previous session's certificate
+    again = yaml.safe_load(write_dask_config(_session_env(tmp_path, dt.timedelta(hours=8))).read_text())
+    new_ca = x509.load_pem_x509_certificate(Path(again["distributed"]["comm"]["tls"]["ca-file"]).read_bytes())
+    with pytest.raises(InvalidSignature):
+        cert.verify_directly_issued_by(new_ca)
+
+
+def test_distributed_reads_the_session_tls_for_every_role(tmp_path):
+    import dask.config
+    from distributed.security import Security
+
+    def dotted(mapping, prefix=""):  # nested YAML → dask.config.set's dotted keys (keeps dask's other defaults)
+        for key, value in mapping.items():
+            if isinstance(value, dict) and value:
+                yield from dotted(value, f"{prefix}{key}.")
+            else:
+                yield f"{prefix}{key}", value
+
+    write_dask_config(_session_env(tmp_path, dt.timedelta(hours=8)), python="/venv/bin/python")
+    with dask.config.set(dict(dotted(dask.config.collect(paths=[str(tmp_path / "dask")], env={})))):
+        security = Security()
+        assert security.require_encryption
+        for role in ("scheduler", "worker", "client"):  # loads each certificate, key and the CA: files are whole
+            assert security.get_connection_args(role)["ssl_context"] is not None
+            assert security.get_listen_args(role)["require_encryption"] is True
+        assert dask.config.get("distributed.scheduler.preload") == ["visa_hub.dask.dashboard"]
+        assert dask.config.get("jobqueue.slurm.scheduler-options") == {"dashboard_address": "127.0.0.1:0"}
+
+
+def test_default_profile_walltime_is_cut_to_the_time_left(tmp_path):
+    path = write_dask_config(_session_env(tmp_path, dt.timedelta(minutes=45)), python="/venv/bin/python")
+    slurm = yaml.safe_load(path.read_text())["jobqueue"]["slurm"]
+    assert slurm["walltime"] in ("00:44:00", "00:45:00")  # the profile's 02:00:00 would outlive the session
+    assert slurm["job-extra-directives"][-1] == "--time-min=00:05:00"
+    assert slurm["job-extra-directives"][-2].startswith("--deadline=")
+
+
+def test_unreadable_expiry_is_a_clear_error(tmp_path):
+    env = {**_session_env(tmp_path, dt.timedelta(hours=1)), "VISA_EXPIRES_AT": "tomorrow"}
+    with pytest.raises(DaskSessionError, match="VISA_EXPIRES_AT: the session's expiry is not an ISO 8601 time"):
+        write_dask_config(env)
 
 
 def test_unreadable_session_is_a_clear_error():

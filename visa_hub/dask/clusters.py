@@ -12,25 +12,39 @@ In a notebook::
 :class:`SessionCluster` is also dask-labextension's factory. It only chooses keyword arguments from the
 instance's dask configuration (``visa-hub.dask``, written at instance start by :mod:`visa_hub.dask.instance`)
 and refuses more worker jobs than the profile allows; job scripts, submission and scaling are dask-jobqueue's.
+Its clusters are locked to the session's owner: TLS with the session's own credentials (distributed's
+``Security`` from the configuration; the job scripts carry the files' paths, not the keys), the dashboard only
+through her Jupyter server (:mod:`visa_hub.dask.dashboard`), and worker walltimes cut at the session's expiry
+(:mod:`visa_hub.dask.walltime`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 import math
+import os
 import subprocess
 from typing import Any
 
 import dask.config
 from dask.utils import parse_bytes
 from dask_jobqueue import SLURMCluster
+from distributed.security import Security
 
 from .config import CONFIG_SECTION
 from .reasons import explain_reason
+from .walltime import SessionEndsSoon, capped_walltime, deadline_directives, parse_expiry
 
 __all__ = ["ProfileError", "SessionCluster", "cluster", "profiles"]
 
+log = logging.getLogger("visa_hub.dask")
+
 # Keys a profile decides; passing them as arguments would bypass the site's rules.
 PROFILE_KEYS = ("cores", "memory", "processes", "queue", "account", "walltime", "job_extra_directives")
+# What locks the cluster to the session's owner: TLS and where the dashboard listens.
+LOCKED_KEYS = ("security", "protocol")
+LOCKED_SCHEDULER_OPTIONS = ("security", "protocol", "dashboard_address", "preload")
 
 
 class ProfileError(ValueError):
@@ -66,8 +80,36 @@ def _profile(name: str | None) -> tuple[str, dict[str, Any]]:
     return name, dict(allowed[name])
 
 
+def _session_security() -> Security:
+    """distributed's ``Security`` from the session's configuration (``distributed.comm``), checked."""
+    security = Security()
+    files = [security.tls_ca_file, security.tls_scheduler_cert, security.tls_scheduler_key,
+             security.tls_worker_cert, security.tls_worker_key, security.tls_client_cert, security.tls_client_key]
+    if not security.require_encryption or not all(files):
+        raise ProfileError(
+            "This instance's Dask configuration has no TLS credentials, so its clusters would be open to anyone: "
+            "restart the instance (they are made at every start), and contact support if this persists."
+        )
+    unreadable = [f for f in files if not os.access(f, os.R_OK)]
+    if unreadable:
+        raise ProfileError(
+            f"This session's Dask credentials are missing or unreadable ({unreadable[0]}): restart the instance "
+            "to make new ones."
+        )
+    return security
+
+
+def _expiry(settings: dict[str, Any]) -> dt.datetime | None:
+    value = settings.get("expires-at") or settings.get("expires_at")
+    return parse_expiry(value) if value else None
+
+
 class SessionCluster(SLURMCluster):
-    """A ``SLURMCluster`` with one of the session's Dask profiles (default: the session's default profile)."""
+    """A ``SLURMCluster`` with one of the session's Dask profiles (default: the session's default profile).
+
+    Only the session's owner can use it: TLS with the session's credentials, the dashboard on loopback (through
+    her Jupyter server's proxy), worker jobs that end by the session's expiry.
+    """
 
     def __init__(self, *args: Any, profile: str | None = None, **kwargs: Any):
         name, settings = _profile(profile)
@@ -77,9 +119,39 @@ class SessionCluster(SLURMCluster):
                 f"{', '.join(overridden)} {'is' if len(overridden) == 1 else 'are'} set by Dask profile {name!r}; "
                 f"choose another profile instead (available: {', '.join(profiles())})."
             )
+        scheduler_options = dict(kwargs.pop("scheduler_options", None) or {})
+        locked = sorted(set(kwargs) & set(LOCKED_KEYS) | set(scheduler_options) & set(LOCKED_SCHEDULER_OPTIONS))
+        if locked:
+            raise ProfileError(
+                f"{', '.join(locked)} {'is' if len(locked) == 1 else 'are'} set by this session: its Dask clusters "
+                "use TLS with the session's own credentials, and their dashboards are reached only through your "
+                "Jupyter server."
+            )
         self.profile_name = name
         self.max_jobs = int(settings.pop("max_jobs"))
-        super().__init__(*args, **{**settings, **kwargs})
+        self.expires_at = _expiry(_settings())
+        self.profile_walltime = settings["walltime"]
+        settings["walltime"] = self._walltime_now()
+        if self.expires_at is not None:
+            settings["job_extra_directives"] = [*settings["job_extra_directives"],
+                                                *deadline_directives(self.expires_at, settings["walltime"])]
+        scheduler_options.update(_settings().get("scheduler-options") or {})
+        super().__init__(*args, security=_session_security(), scheduler_options=scheduler_options,
+                         **{**settings, **kwargs})
+
+    def _walltime_now(self) -> str:
+        """The profile's walltime, cut to the time the session has left (a log line says so)."""
+        if self.expires_at is None:
+            return self.profile_walltime
+        try:
+            walltime, cut = capped_walltime(self.profile_walltime, self.expires_at, dt.datetime.now(dt.UTC))
+        except SessionEndsSoon as exc:
+            raise ProfileError(str(exc)) from None
+        if cut and walltime != getattr(self, "_job_kwargs", {}).get("walltime"):
+            log.warning("Dask profile %r: worker walltime cut from %s to %s, the time left in this session "
+                        "(it ends at %s).", self.profile_name, self.profile_walltime, walltime,
+                        self.expires_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"))
+        return walltime
 
     def _jobs_wanted(self, n: int | None, jobs: int, memory: str | None, cores: int | None) -> int:
         """How many jobs ``scale`` would ask for (the same arithmetic as dask-jobqueue's)."""
@@ -104,6 +176,8 @@ class SessionCluster(SLURMCluster):
         wanted = self._jobs_wanted(n, jobs, memory, cores)
         if wanted > self.max_jobs:
             raise self._refuse(wanted)
+        if wanted > len(self.worker_spec):  # new jobs: no longer than the session has left now
+            self._job_kwargs["walltime"] = self._walltime_now()
         return super().scale(n=n, jobs=jobs, memory=memory, cores=cores)
 
     def adapt(self, *args: Any, minimum_jobs: int | None = None, maximum_jobs: int | None = None, **kwargs: Any):

@@ -4,19 +4,27 @@ The hub puts the session's Dask settings into the instance's environment as ``VI
 :func:`visa_hub.policy.session_environment`): the Slurm account (the experiment's code), the allowed
 profiles and the default one. :func:`dask_config` turns that into the nested mapping dask reads from its YAML
 files, so that plain ``dask_jobqueue.SLURMCluster()`` and dask-labextension's "New cluster" button both give a
-cluster with the session's default profile:
+cluster with the session's default profile, locked to the session's owner:
 
-- ``jobqueue.slurm``: the default profile as dask-jobqueue keys (cores, memory, processes, queue, account, ...);
+- ``jobqueue.slurm``: the default profile as dask-jobqueue keys (cores, memory, processes, queue, account, ...),
+  the walltime cut at the session's expiry (:mod:`visa_hub.dask.walltime`), the scheduler's dashboard on the
+  loopback interface and the workers' on none;
+- ``distributed.comm``: TLS required, with the session's own CA and certificate (:mod:`visa_hub.dask.credentials`)
+  for scheduler, workers and clients;
+- ``distributed.{scheduler,worker}.preload``: :mod:`visa_hub.dask.dashboard`, which moves every scheduler's
+  dashboard from TCP to a Unix socket only the owner can open, and closes the workers' HTTP endpoints;
+- ``distributed.dashboard.link``: the dashboard through the owner's Jupyter server
+  (``/user/<name>/visa-dask/<port>/status``, which only she and those she shares her server with may open);
 - ``labextension.factory``: :class:`visa_hub.dask.clusters.SessionCluster` (a ``SLURMCluster`` that keeps to the
   session's profiles and job limit);
-- ``distributed.dashboard.link``: the dashboard through the hub's proxy (``/user/<name>/proxy/<port>/status``);
 - ``visa-hub.dask``: every allowed profile as dask-jobqueue keyword arguments, for
-  :func:`visa_hub.dask.clusters.cluster`.
+  :func:`visa_hub.dask.clusters.cluster`, the session's expiry and the locked scheduler options.
 """
 
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
 import shlex
 from dataclasses import dataclass
@@ -24,12 +32,41 @@ from typing import Any
 
 from visa_hub.catalog import DaskProfile
 
+from .dashboard import MODULE as DASHBOARD_PRELOAD
+from .walltime import SessionEndsSoon, capped_walltime, deadline_directives
+
 ENV_VARIABLE = "VISA_DASK"
 CONFIG_SECTION = "visa-hub.dask"
-# dask formats the link with the server's environment: JUPYTERHUB_SERVICE_PREFIX is /user/<name>/ (or
-# /user/<name>/<server>/ for a named server), so this is /user/{JUPYTERHUB_USER}/proxy/{port}/status.
-DASHBOARD_LINK = "{JUPYTERHUB_SERVICE_PREFIX}proxy/{port}/status"
 FACTORY = {"module": "visa_hub.dask.clusters", "class": "SessionCluster", "args": [], "kwargs": {}}
+# The scheduler's dashboard starts on the loopback interface only, and the preload moves it to a Unix socket.
+DASHBOARD_ADDRESS = "127.0.0.1:0"
+# Workers serve no dashboard, and their HTTP endpoint (health, metrics) only on the node's loopback interface
+# until the preload closes it.
+WORKER_EXTRA_ARGS = ["--no-dashboard", "--dashboard-address", DASHBOARD_ADDRESS]
+# dask formats the link with the server's environment: JUPYTERHUB_SERVICE_PREFIX is /user/<name>/ (or
+# /user/<name>/<server>/ for a named server); visa-dask/<port>/ is served by visa_hub.singleuser.dask_dashboard.
+DASHBOARD_LINK = "{JUPYTERHUB_SERVICE_PREFIX}visa-dask/{port}/status"
+
+
+@dataclass(frozen=True)
+class SessionLock:
+    """What keeps a session's Dask clusters to its owner: its TLS files and its expiry."""
+
+    ca_file: str
+    cert_file: str
+    key_file: str
+    expires_at: dt.datetime | None  # worker jobs end by then; None: the session has no end
+
+    def tls_config(self) -> dict[str, Any]:
+        """``distributed.comm``: TLS required, this session's CA and certificate for every role."""
+        pair = {"cert": self.cert_file, "key": self.key_file}
+        return {"require-encryption": True,
+                "tls": {"ca-file": self.ca_file, "scheduler": dict(pair), "worker": dict(pair), "client": dict(pair)}}
+
+    @staticmethod
+    def scheduler_options() -> dict[str, Any]:
+        """Scheduler keyword arguments: the dashboard on loopback (until the preload moves it)."""
+        return {"dashboard_address": DASHBOARD_ADDRESS}
 
 
 class DaskSessionError(ValueError):
@@ -85,6 +122,7 @@ def cluster_kwargs(
         "python": python,
         "job_extra_directives": list(profile.job_directives),
         "job_script_prologue": prologue,
+        "worker_extra_args": list(WORKER_EXTRA_ARGS),
     }
     if log_directory:
         kwargs["log_directory"] = log_directory
@@ -96,23 +134,53 @@ def _as_config_keys(kwargs: dict[str, Any]) -> dict[str, Any]:
     return {key.replace("_", "-"): value for key, value in kwargs.items()}
 
 
-def dask_config(session: DaskSession, *, python: str, log_directory: str | None = None) -> dict[str, Any]:
-    """The instance's dask configuration, as the nested mapping dask loads from YAML."""
+def dask_config(
+    session: DaskSession, lock: SessionLock, now: dt.datetime, *, python: str, log_directory: str | None = None
+) -> dict[str, Any]:
+    """The instance's dask configuration, as the nested mapping dask loads from YAML.
+
+    ``now`` is when it is written: the default profile's walltime (``jobqueue.slurm``) is cut to the time left
+    then; :class:`~visa_hub.dask.clusters.SessionCluster` cuts again whenever it submits.
+    """
     profiles = {
         name: {**cluster_kwargs(p, session, python=python, log_directory=log_directory), "max_jobs": p.max_jobs}
         for name, p in session.profiles.items()
     }
-    config: dict[str, Any] = {
-        "distributed": {"dashboard": {"link": DASHBOARD_LINK}},
-        "visa-hub": {"dask": {
-            "experiment": session.experiment,
-            "default": session.default,
-            "profiles": profiles,
-        }},
+    slurm: dict[str, Any] = {
+        "scheduler-options": lock.scheduler_options(),
+        "worker-extra-args": list(WORKER_EXTRA_ARGS),
     }
     if session.default is not None:
         default = copy.deepcopy(profiles[session.default])  # no YAML anchors shared with visa-hub.dask
         default.pop("max_jobs")
-        config["jobqueue"] = {"slurm": {"name": f"dask-{session.experiment}", **_as_config_keys(default)}}
+        slurm = {"name": f"dask-{session.experiment}", **_as_config_keys(default), **slurm}
+        if lock.expires_at is not None:
+            walltime = slurm["walltime"] = _capped_or_kept(slurm["walltime"], lock.expires_at, now)
+            slurm["job-extra-directives"] = [*slurm["job-extra-directives"],
+                                             *deadline_directives(lock.expires_at, walltime)]
+    config: dict[str, Any] = {
+        "distributed": {
+            "comm": lock.tls_config(),
+            "dashboard": {"link": DASHBOARD_LINK},
+            "scheduler": {"preload": [DASHBOARD_PRELOAD]},
+            "worker": {"preload": [DASHBOARD_PRELOAD]},
+        },
+        "jobqueue": {"slurm": slurm},
+        "visa-hub": {"dask": {
+            "experiment": session.experiment,
+            "default": session.default,
+            "profiles": profiles,
+            "expires-at": lock.expires_at.isoformat() if lock.expires_at else None,
+            "scheduler-options": lock.scheduler_options(),
+        }},
+    }
+    if session.default is not None:
         config["labextension"] = {"factory": FACTORY}
     return config
+
+
+def _capped_or_kept(walltime: str, expires_at: dt.datetime, now: dt.datetime) -> str:
+    try:
+        return capped_walltime(walltime, expires_at, now)[0]
+    except SessionEndsSoon:  # SessionCluster says so in words; Slurm cancels plain SLURMCluster jobs at the deadline
+        return walltime

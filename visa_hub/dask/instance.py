@@ -3,11 +3,13 @@
 Run before the Jupyter server starts (the Slurm backend does it in the job script; other backends call
 :func:`write_dask_config` at start-up), so that dask, dask-jobqueue and dask-labextension read it on import.
 The file goes into dask's own configuration directory (``$DASK_CONFIG``, default ``~/.config/dask``) as
-``visa-hub.yaml``; it is rewritten at every instance start, so it always describes the current session.
+``visa-hub.yaml``; it is rewritten at every instance start, so it always describes the current session: new TLS
+credentials (:mod:`visa_hub.dask.credentials`) and the session's expiry (``VISA_EXPIRES_AT``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
 from collections.abc import Mapping
@@ -15,7 +17,11 @@ from pathlib import Path
 
 import yaml
 
-from .config import ENV_VARIABLE, DaskSession, dask_config
+from .config import ENV_VARIABLE, DaskSession, DaskSessionError, SessionLock, dask_config
+from .credentials import write_session_credentials
+from .walltime import parse_expiry
+
+EXPIRY_VARIABLE = "VISA_EXPIRES_AT"
 
 FILE_NAME = "visa-hub.yaml"
 HEADER = (
@@ -44,17 +50,35 @@ def write_dask_config(
     if not text:
         return None
     session = DaskSession.from_json(text)
+    expires_at = _expiry(environ)
     directory = directory or config_dir(environ)
     home = Path(environ.get("HOME") or Path.home())
-    config = dask_config(
-        session, python=python or sys.executable, log_directory=str(home / "dask-worker-logs")
-    )
+    owner = environ.get("JUPYTERHUB_USER") or environ.get("USER") or home.name
+    now = dt.datetime.now(dt.UTC)
+    credentials = write_session_credentials(home, owner, now)
+    lock = SessionLock(str(credentials.ca_file), str(credentials.cert_file), str(credentials.key_file),
+                       expires_at=expires_at)
+    config = dask_config(session, lock, now, python=python or sys.executable,
+                         log_directory=str(home / "dask-worker-logs"))
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / FILE_NAME
     partial = path.with_suffix(".yaml.partial")
-    partial.write_text(HEADER.format(experiment=session.experiment) + yaml.safe_dump(config, sort_keys=False))
+    partial.unlink(missing_ok=True)
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # hers: it names her credentials
+    with os.fdopen(fd, "w") as out:
+        out.write(HEADER.format(experiment=session.experiment) + yaml.safe_dump(config, sort_keys=False))
     partial.replace(path)  # atomic: a kernel starting now never reads half a file
     return path
+
+
+def _expiry(environ: Mapping[str, str]) -> dt.datetime | None:
+    value = environ.get(EXPIRY_VARIABLE)
+    if not value:
+        return None
+    try:
+        return parse_expiry(value)
+    except ValueError as exc:
+        raise DaskSessionError(f"{EXPIRY_VARIABLE}: {exc}") from None
 
 
 def main() -> int:

@@ -1,11 +1,13 @@
 """Jupyter Server extension running inside every visa-hub instance.
 
 It writes the session's Dask configuration (:mod:`visa_hub.dask.instance`; the Slurm backend also does it in
-its job script), serves the session information the labextension shows (``GET {base_url}visa/api/session``) and the
-remote desktop (``{base_url}visa-desktop/``, a jupyter-server-proxy raw socket entry to Xvnc, see
-:mod:`visa_hub.singleuser.desktop`) with its workstation API (``{base_url}visa/api/desktop/...``: keyboard layout,
-applications, the desktop folder). It is enabled by ``jupyter-config/jupyter_server_config.d/visa_hub.json``,
-which the wheel installs into ``etc/jupyter/jupyter_server_config.d/``.
+its job script), proxies the owner's Dask dashboards (``{base_url}visa-dask/<port>/``, see
+:mod:`visa_hub.singleuser.dask_dashboard`), serves the session information the labextension shows
+(``GET {base_url}visa/api/session``) and the remote desktop (``{base_url}visa-desktop/``, a jupyter-server-proxy
+raw socket entry to Xvnc, see :mod:`visa_hub.singleuser.desktop`) with its workstation API
+(``{base_url}visa/api/desktop/...``: keyboard layout, applications, the desktop folder). It is enabled by
+``jupyter-config/jupyter_server_config.d/visa_hub.json``, which the wheel installs into
+``etc/jupyter/jupyter_server_config.d/``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from .dask_dashboard import setup_dask_dashboards
 from .desktop import setup_desktop
 from .desktop.api import setup_desktop_api
 from .handlers import setup_handlers
@@ -46,6 +49,7 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     _write_dask_config(serverapp)
     setup_handlers(serverapp.web_app)
     serverapp.log.info("visa-hub: session API at %svisa/api/session", serverapp.web_app.settings["base_url"])
+    setup_dask_dashboards(serverapp.web_app)
     try:
         state = setup_desktop(serverapp)
         setup_desktop_api(serverapp, state)
