@@ -349,7 +349,7 @@ def test_isolation_dashboard_opens_for_the_owner_only_through_her_server(slurm_h
         assert response.status_code == 200, response.text[:2000]
         alice.wait_ready(timeout=120)
         lab_job = [j for j in slurm.jobs("%i|%u|%a|%P|%T|%C|%m|%l|%j|%r|%e") if j[1] == "alice"
-                   and j[4] == "RUNNING"]
+                   and j[4] == "RUNNING" and not j[8].startswith("dask-")]
         assert len(lab_job) == 1, slurm.jobs()
 
         # dask-labextension's "New cluster", in alice's Lab, as its REST API is called from her browser
@@ -387,7 +387,7 @@ def test_isolation_dashboard_opens_for_the_owner_only_through_her_server(slurm_h
 
         # the worker job ends before alice's instance does (its time limit is cut to the session's 30 minutes)
         workers = [j for j in slurm.jobs("%i|%u|%a|%P|%T|%C|%m|%l|%j|%r|%e")
-                   if j[1] == "alice" and j[8].startswith("dask-")]
+                   if j[1] == "alice" and j[8].startswith("dask-") and int(j[0]) > int(lab_job[0][0])]
         assert len(workers) == 1 and workers[0][4] == "RUNNING", workers
         assert slurm_minutes(workers[0][7]) <= 30
         assert dt.datetime.fromisoformat(workers[0][10]) <= dt.datetime.fromisoformat(lab_job[0][10])
