@@ -9,8 +9,8 @@ start (:mod:`visa_hub.dask.instance`), and every notebook runs as the real unix 
   made himself, and over plain TCP; he cannot read her credentials nor connect to her dashboard, which listens on
   no TCP port at all; another process of alice's connects and computes;
 - through a real hub (Slurm backend: Lab runs as alice in a Slurm job), dask-labextension's "New cluster" in
-  alice's Lab: her dashboard link opens for her through her server; bob's browser session and his API token get
-  403 there;
+  alice's Lab: her dashboard link opens for her through her server (Chromium draws it, live over its websocket);
+  bob's browser session and his API token get 403 there;
 - worker jobs end by the session's expiry (squeue), even a job that asks for longer; near the expiry the person
   gets a sentence instead of a job.
 """
@@ -102,8 +102,10 @@ def notebook(user: str, env: dict[str, str], code: str, *args: str, timeout: flo
 def session_files(env: dict[str, str]) -> list[str]:
     """The instance's dask configuration and the TLS files it names (read as root)."""
     path = Path(env["DASK_CONFIG"]) / "visa-hub.yaml"
-    tls = yaml.safe_load(path.read_text())["distributed"]["comm"]["tls"]
-    return [str(path), tls["ca-file"], tls["client"]["cert"], tls["client"]["key"]]
+    config = yaml.safe_load(path.read_text())
+    tls = config["distributed"]["comm"]["tls"]
+    logs = sorted(Path(config["jobqueue"]["slurm"]["log-directory"]).glob("*.err"))
+    return [str(path), tls["ca-file"], tls["client"]["cert"], tls["client"]["key"], *map(str, logs[-1:])]
 
 
 def tcp_listeners(port: int) -> list[str]:
@@ -340,7 +342,17 @@ def slurm_hub(tmp_path: Path, slurm):
     slurm.cancel_all()
 
 
-def test_isolation_dashboard_opens_for_the_owner_only_through_her_server(slurm_hub, slurm):
+def browser_page(browser, session: UserSession):
+    """A browser context of its own holding the cookies of ``session`` (as if she had logged in there)."""
+    context = browser.new_context()
+    context.add_cookies([{"name": c.name, "value": c.value, "domain": "127.0.0.1", "path": c.path or "/"}
+                         for c in session.http.cookies.jar])
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    return page
+
+
+def test_isolation_dashboard_opens_for_the_owner_only_through_her_server(slurm_hub, slurm, browser):
     hub = slurm_hub
     alice, bob = UserSession(hub, "alice"), UserSession(hub, "bob")
     try:
@@ -381,6 +393,15 @@ def test_isolation_dashboard_opens_for_the_owner_only_through_her_server(slurm_h
 
         assert with_token(bob) == 403  # his API token
         assert with_token(alice) == 200  # hers opens it: the token path works, bob is not allowed on it
+
+        # in their browsers: alice's dashboard draws and stays live (bokeh's websocket through her server)
+        alice_page, bob_page = browser_page(browser, alice), browser_page(browser, bob)
+        with alice_page.expect_websocket(lambda ws: "/visa-dask/" in ws.url and ws.url.endswith("/status/ws")):
+            assert alice_page.goto(hub.url + link).status == 200
+        alice_page.locator("canvas").first.wait_for()  # bokeh draws the plots it got over the websocket
+        assert alice_page.title() == "Dask: Status"
+        assert bob_page.goto(hub.url + link).status == 403
+        assert "Dask" not in bob_page.title()
 
         port = int(link.split("/visa-dask/")[1].split("/")[0])
         assert tcp_listeners(port) == []  # reachable only through her server, not on any TCP port

@@ -58,8 +58,10 @@ def write_dask_config(
     credentials = write_session_credentials(home, owner, now)
     lock = SessionLock(str(credentials.ca_file), str(credentials.cert_file), str(credentials.key_file),
                        expires_at=expires_at)
-    config = dask_config(session, lock, now, python=python or sys.executable,
-                         log_directory=str(home / "dask-worker-logs"))
+    logs = home / "dask-worker-logs"  # worker logs name tasks, addresses and errors: hers only
+    logs.mkdir(mode=0o700, exist_ok=True)
+    logs.chmod(0o700)
+    config = dask_config(session, lock, now, python=python or sys.executable, log_directory=str(logs))
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / FILE_NAME
     partial = path.with_suffix(".yaml.partial")
