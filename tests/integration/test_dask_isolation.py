@@ -61,7 +61,21 @@ def slurm():
 
 
 # -- instances and notebooks as the real unix users ------------------------------------------------------------
-def instance_env(user: str, slurm, lifetime_hours: float) -> dict[str, str]:
+@pytest.fixture
+def instance_env(slurm):
+    """Factory: ``instance_env(user, lifetime_hours)``; the dask configuration directories are removed after."""
+    made: list[dict[str, str]] = []
+
+    def make(user: str, lifetime_hours: float) -> dict[str, str]:
+        made.append(write_instance(user, slurm, lifetime_hours))
+        return made[-1]
+
+    yield make
+    for env in made:
+        subprocess.run(["rm", "-rf", env["DASK_CONFIG"]], check=False)
+
+
+def write_instance(user: str, slurm, lifetime_hours: float) -> dict[str, str]:
     """``user``'s instance environment for LOKI-2026-042, its dask configuration written as at start-up."""
     now = dt.datetime.now(dt.UTC)
     experiment = Experiment(EXPERIMENT, "Self-assembly of lipid nanodiscs under shear", "LoKI",
@@ -203,8 +217,8 @@ ALICE_AGAIN = """
 """
 
 
-def test_isolation_bob_cannot_use_alices_cluster_nor_reach_her_dashboard_while_she_computes(slurm):
-    alice_env, bob_env = instance_env("alice", slurm, 8), instance_env("bob", slurm, 8)
+def test_isolation_bob_cannot_use_alices_cluster_nor_reach_her_dashboard_while_she_computes(slurm, instance_env):
+    alice_env, bob_env = instance_env("alice", 8), instance_env("bob", 8)
     alice = subprocess.Popen(sudo("alice", alice_env, [PYTHON, "-c", textwrap.dedent(ALICE_CLUSTER)]),
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              cwd=alice_env["HOME"])
@@ -292,8 +306,8 @@ def slurm_minutes(limit: str) -> float:
     return int(days or 0) * 1440 + parts[0] * 60 + parts[1] + parts[2] / 60
 
 
-def test_isolation_worker_jobs_end_by_the_sessions_expiry(slurm):
-    env = instance_env("alice", slurm, 0.5)  # a 30-minute session; the default profile's walltime is 2 hours
+def test_isolation_worker_jobs_end_by_the_sessions_expiry(slurm, instance_env):
+    env = instance_env("alice", 0.5)  # a 30-minute session; the default profile's walltime is 2 hours
     expires = dt.datetime.fromisoformat(env["VISA_EXPIRES_AT"])
     try:
         out, stderr = notebook("alice", env, WALLTIMES)
@@ -309,7 +323,7 @@ def test_isolation_worker_jobs_end_by_the_sessions_expiry(slurm):
     assert "#SBATCH -t 00:2" in out["script"] and "#SBATCH --deadline=" in out["script"]
     assert "#SBATCH -t 02:00:00" in out["plain_script"]  # asked for 2 h: Slurm cut it at the deadline
 
-    soon = instance_env("alice", slurm, 0.05)  # 3 minutes left
+    soon = instance_env("alice", 0.05)  # 3 minutes left
     refused, _ = notebook("alice", soon, TOO_LATE)
     assert refused["refused"].startswith("This session ends at "), refused
     assert "too soon to start Dask workers" in refused["refused"]
