@@ -10,7 +10,8 @@ clusters), and when one starts:
   serves the same dashboard on a Unix socket, ``~/.visa/dask/run/<port>.sock`` in a directory only its owner may
   enter (0700). Her Jupyter server proxies it at ``<server>/visa-dask/<port>/`` (see
   :mod:`visa_hub.singleuser.dask_dashboard`), which the hub lets only her and whom she shares with reach;
-  ``<port>`` is the port the dashboard had, so dask's ``dashboard_link`` stays unique per scheduler;
+  ``<port>`` is the port the dashboard had (another number if a live dashboard already has that name: the
+  port is free again once closed), and dask's ``dashboard_link`` shows it;
 - a **worker** (a Slurm job on a compute node) stops its HTTP endpoint (metrics, health): nothing needs it, and
   every user of that node could read it.
 
@@ -23,6 +24,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
+import socket
 import stat
 from pathlib import Path
 from typing import Any
@@ -63,6 +66,27 @@ def private_socket_dir(home: Path | None = None) -> Path:
     return directory
 
 
+def _in_use(path: Path) -> bool:
+    """Whether a live server answers on the Unix socket ``path``."""
+    if not path.exists():
+        return False
+    with socket.socket(socket.AF_UNIX) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+def _claim(directory: Path, port: int) -> tuple[int, Path]:
+    """A socket name for this dashboard: its port, or a number no live dashboard of hers uses."""
+    for number in (port, *(100_000 + secrets.randbelow(900_000) for _ in range(20))):
+        path = directory / socket_path(number).name
+        if not _in_use(path):
+            return number, path
+    raise DashboardSocketError(f"no free name for a dashboard socket in {directory}")
+
+
 async def _stop_tcp(server: HTTPServer) -> None:
     server.stop()  # no new connections
     await server.close_all_connections()  # nor the ones opened before this ran
@@ -80,7 +104,7 @@ async def dask_setup(dask_server: Any) -> None:
         log.info("visa-hub: this worker's HTTP endpoint is closed (only its owner's dashboard is served)")
         return
     try:
-        path = private_socket_dir() / socket_path(http_server.port).name
+        number, path = _claim(private_socket_dir(), http_server.port)
         if len(os.fsencode(path)) > SOCKET_PATH_MAX:
             raise DashboardSocketError(f"the socket path {path} is too long for a Unix socket")
         unix_server = HTTPServer(dask_server.http_application)
@@ -88,6 +112,7 @@ async def dask_setup(dask_server: Any) -> None:
     except OSError as exc:
         log.error("visa-hub: the Dask dashboard is not available (%s); the scheduler works without it", exc)
         return
+    http_server.port = number  # what dask's dashboard_link shows: the name of the socket
     _served[id(dask_server)] = (unix_server, path)
     log.info("visa-hub: Dask dashboard on %s, only for its owner", path)
 
