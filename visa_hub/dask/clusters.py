@@ -107,8 +107,8 @@ def _expiry(settings: dict[str, Any]) -> dt.datetime | None:
 class SessionCluster(SLURMCluster):
     """A ``SLURMCluster`` with one of the session's Dask profiles (default: the session's default profile).
 
-    Only the session's owner can use it: TLS with the session's credentials, the dashboard on loopback (through
-    her Jupyter server's proxy), worker jobs that end by the session's expiry.
+    Only the session's owner can use it: TLS with the session's credentials, the dashboard only through her
+    Jupyter server, worker jobs that end by the session's expiry.
     """
 
     def __init__(self, *args: Any, profile: str | None = None, **kwargs: Any):
