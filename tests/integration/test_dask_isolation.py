@@ -17,10 +17,12 @@ start (:mod:`visa_hub.dask.instance`), and every notebook runs as the real unix 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -217,11 +219,24 @@ ALICE_AGAIN = """
 """
 
 
+def stop_notebook(process: subprocess.Popen) -> None:
+    """End a notebook started with ``sudo`` (a signal to sudo alone would leave its child running)."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(OSError, ValueError):
+        process.stdin.close()  # it was waiting for a line: it closes its cluster and exits
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)  # its own session: sudo and the notebook
+        process.wait()
+
+
 def test_isolation_bob_cannot_use_alices_cluster_nor_reach_her_dashboard_while_she_computes(slurm, instance_env):
     alice_env, bob_env = instance_env("alice", 8), instance_env("bob", 8)
     alice = subprocess.Popen(sudo("alice", alice_env, [PYTHON, "-c", textwrap.dedent(ALICE_CLUSTER)]),
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             cwd=alice_env["HOME"])
+                             cwd=alice_env["HOME"], start_new_session=True)
     try:
         line = alice.stdout.readline()
         assert line, alice.stderr.read()[-3000:]
@@ -258,8 +273,7 @@ def test_isolation_bob_cannot_use_alices_cluster_nor_reach_her_dashboard_while_s
         assert json.loads(alice.stdout.readline()) == {"after": sum(x + 1 for x in range(10))}
         assert alice.wait(60) == 0
     finally:
-        if alice.poll() is None:
-            alice.kill()
+        stop_notebook(alice)
         slurm.cancel_all()
     assert not dashboard_socket.exists()  # gone with the scheduler
 
