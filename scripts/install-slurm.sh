@@ -1,32 +1,22 @@
 #!/usr/bin/env bash
-# Install the single-node Slurm test peer on Debian 12: slurm-wlm (slurmctld + slurmd + client tools),
-# munge, and sudo (batchspawner starts jobs as the user with `sudo -u`). Idempotent: installs only what
-# is missing; safe to run as root on a fresh machine or via sudo. Nothing is started here — the test
-# fixture (tests/peers_slurm.py) starts munged, slurmctld and slurmd with its own slurm.conf.
+# Install the single-node Slurm test peer on Debian 12: slurm-wlm (slurmctld + slurmd + client tools), munge,
+# slurmdbd with Debian's MariaDB (accounting: accounts per experiment, limits, PrivateData=jobs), and sudo (the
+# hub submits as the user with `sudo -u`). Idempotent: installs only what is missing; safe to run as root on a
+# fresh machine or via sudo. Nothing is started here and no system service is left running — the test fixture
+# (tests/peers_slurm.py) starts its own munged, mariadbd, slurmdbd, slurmctld and slurmd under a temporary directory.
 set -euo pipefail
 
 source "$(dirname "$0")/lib.sh"
 
-apt_ensure slurm-wlm slurm-client munge sudo procps
+apt_ensure slurm-wlm slurm-client slurmdbd mariadb-server mariadb-client munge sudo procps
 
-# munge, and sudo (batchspawner starts jobs as the user with `sudo -u`). Idempotent: installs only what
-# is missing; safe to run as root on a fresh machine or via sudo. Nothing is started here — the test
-# fixture (tests/peers_slurm.py) starts munged, slurmctld and slurmd with its own slurm.conf.
-set -euo pipefail
-
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-
-packages=(slurm-wlm slurm-client munge sudo procps)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+# The Debian packages try to start their services; in containers without systemd that fails harmlessly, with
+# systemd they would run with Debian's configuration: the fixture never uses those, so stop them if they run.
+for service in mariadb slurmdbd; do
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$service" 2>/dev/null; then
+    as_root systemctl stop "$service" || true
+  fi
 done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "==> apt-get install ${missing[*]}"
-  as_root apt-get update -qq
-  # The Debian packages try to start their services; in containers without systemd that fails harmlessly.
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
 
 # munge's package creates the key on install; make sure it exists (e.g. after an image was slimmed).
 if [ ! -s /etc/munge/munge.key ]; then
@@ -39,4 +29,5 @@ if [ ! -s /etc/munge/munge.key ]; then
   as_root chown munge:munge /etc/munge/munge.key
   as_root chmod 0400 /etc/munge/munge.key
 fi
-echo "==> slurm-wlm $(dpkg-query -W -f='${Version}' slurm-wlm), $(munged --version 2>&1 | head -1)"
+echo "==> slurm-wlm $(dpkg-query -W -f='${Version}' slurm-wlm), slurmdbd $(dpkg-query -W -f='${Version}' slurmdbd)," \
+  "mariadb $(dpkg-query -W -f='${Version}' mariadb-server), $(munged --version 2>&1 | head -1)"

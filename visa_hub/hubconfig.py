@@ -94,12 +94,8 @@ def configure(c: Any, env: Mapping[str, str] | None = None) -> Path:
     c.JupyterHub.template_paths = [str(Path(__file__).parent / "templates")]
     c.JupyterHub.template_vars = {"announcement_login": "visa-hub — ESS data analysis"}
 
-    if env.get("VISA_CATALOG"):
-        c.VisaSite.catalog_file = env["VISA_CATALOG"]
-    if env.get("VISA_USER_OFFICE_FILE"):
-        c.FileUserOffice.path = env["VISA_USER_OFFICE_FILE"]
+    configure_site(c, env)
     c.DemoAuthenticator.user_password = env.get("VISA_DEMO_PASSWORD", "visa-demo")
-    _configure_production_identity(c, env)
     c.LocalSpawner.data_dir = str(data_dir)
     c.Spawner.default_url = "/lab"
     c.Spawner.http_timeout = 60
@@ -114,6 +110,17 @@ def _configure_hub_pages(c: Any) -> None:
     from .hubpages import configure_hub_pages
 
     configure_hub_pages(c)
+
+
+def configure_site(c: Any, env: Mapping[str, str] | None = None) -> None:
+    """The site's catalog and User Office (and Keycloak) from the environment: what the hub and the site tasks
+    beside it (``visa-hub slurm-sync``) share."""
+    env = os.environ if env is None else env
+    if env.get("VISA_CATALOG"):
+        c.VisaSite.catalog_file = env["VISA_CATALOG"]
+    if env.get("VISA_USER_OFFICE_FILE"):
+        c.FileUserOffice.path = env["VISA_USER_OFFICE_FILE"]
+    _configure_production_identity(c, env)
 
 
 def _configure_production_identity(c: Any, env: Mapping[str, str]) -> None:

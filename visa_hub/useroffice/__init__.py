@@ -50,3 +50,11 @@ class UserOffice(LoggingConfigurable):
     async def site_experiments(self) -> list[Experiment]:
         """Every experiment the User Office knows (offered to staff, who may use any experiment)."""
         raise NotImplementedError
+
+    async def people(self) -> list[Person]:
+        """Everyone the User Office knows, with her login name, experiments and site roles.
+
+        Used by ``visa-hub slurm-sync`` to give each experiment's members an association in its Slurm account.
+        A backend that cannot map its users to login names raises :class:`NotImplementedError` with the reason.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot list the User Office's people with their login names")

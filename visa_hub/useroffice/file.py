@@ -143,3 +143,6 @@ class FileUserOffice(UserOffice):
 
     async def site_experiments(self) -> list[Experiment]:
         return list(self._load()[1])
+
+    async def people(self) -> list[Person]:
+        return list(self._load()[0].values())

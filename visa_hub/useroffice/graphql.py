@@ -313,6 +313,11 @@ class GraphQLUserOffice(UserOffice):
                 experiments.setdefault(experiment.code, experiment)
         return list(experiments.values())
 
+    async def people(self) -> list[Person]:
+        raise NotImplementedError(
+            "the GraphQL User Office has no login names for its users (a Keycloak login name is only known once she "
+            "logs in): visa-hub slurm-sync cannot list experiment members from it yet")
+
 
 def _objects(value: Any) -> list[dict[str, Any]]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
