@@ -12,7 +12,13 @@ learns the server's port from ``batchspawner-singleuser`` and cancels the job on
 - asks Slurm about all of the hub's jobs with one ``squeue`` per poll cycle (:class:`SlurmQueue`), shows the
   job's queue state and pending reason as progress, and fails a spawn with a clear message when the controller
   does not answer or the job can never start;
-- never logs the environment it submits with (it holds the server's API token).
+- works with a hub that runs as a non-root service user on a cluster with ``PrivateData=jobs``: jobs are submitted
+  and cancelled as their owner (``sudo -u``, batchspawner's ``exec_prefix``); the one ``squeue`` per poll runs as
+  the hub's user, who sees the experiments' jobs as coordinator of their accounts (``visa-hub slurm-sync`` makes it
+  one); a job it cannot see is asked about as its owner, one ``sudo squeue`` for that job, with a warning;
+- keeps the server's API token out of Slurm: not in the submitted environment, script or command line; the job
+  step fetches it from the hub with a munge credential (:mod:`spawners.slurm_token`), so it is never in a stored
+  job environment (``sacct --env-vars``), in ``ps`` or in a file.
 
 The job id and the session plan are spawner state, so a restarted hub re-attaches to running jobs; a job that
 Slurm ended (time limit, ``scancel``) is seen as a stopped server at the next poll.
@@ -23,6 +29,8 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import pwd
+import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -39,13 +47,17 @@ except ImportError:  # JupyterHub 5
     SpawnException = None  # type: ignore[assignment,misc]
 
 from visa_hub.dask.reasons import NEVER_STARTS, explain_reason
+from visa_hub.slurm import account_name
 
 from .base import VisaSpawnerMixin
+from .slurm_token import SlurmTokenHandover
 
 # squeue's fields for one job: id, state, batch host, reason ("None" once running)
 SQUEUE_FORMAT = "%i|%T|%B|%r"
 CONTROLLER_DOWN = ("Unable to contact slurm controller", "Socket timed out", "Connection refused",
                    "Zero Bytes were transmitted or received")
+# never submitted to Slurm: the job step fetches the token from the hub (spawners/slurm_token.py)
+TOKEN_VARIABLES = ("JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN")
 
 def slurm_time(hours: float) -> str:
     """Hours as a Slurm time limit (``D-HH:MM:SS``), rounded up to the minute."""
@@ -109,7 +121,7 @@ class SlurmQueue:
 QUEUE = SlurmQueue()
 
 BATCH_SCRIPT = """#!/bin/bash
-#SBATCH --job-name=jupyterlab-{{username}}
+#SBATCH --job-name=jupyterlab-{{username}}{% if servername %}-{{servername}}{% endif %}
 #SBATCH --output={{homedir}}/visa-instance-%j.log
 #SBATCH --chdir={{homedir}}
 #SBATCH --export={{keepvars}}
@@ -193,20 +205,45 @@ class SlurmSpawner(VisaSpawnerMixin, BatchSlurmSpawner):
     _max_age: float | None = None
     _submitted_at: float = -math.inf
     _last_progress: str = ""
+    _token_job: str = ""  # the submitted job that may fetch the API token (once)
+    _told_invisible: bool = False
 
     # -- environment -------------------------------------------------------------------------------
     def get_env(self) -> dict[str, str]:
+        """The job's environment: everything but the API token (the job fetches it, see spawners/slurm_token.py)."""
         env = super().get_env()
+        for name in TOKEN_VARIABLES:
+            env.pop(name, None)
         env["PATH"] = self.job_path
         if os.environ.get("SLURM_CONF"):  # a cluster configured by file, not by DNS (tests, small sites)
             env["SLURM_CONF"] = os.environ["SLURM_CONF"]
+        env["VISA_TOKEN_UID"] = str(os.getuid())  # only the hub's user may decode the job's munge credential
+        socket = SlurmTokenHandover(config=self.config).munge_socket
+        if socket:
+            env["VISA_MUNGE_SOCKET"] = socket
         return env
+
+    def get_req_subvars(self) -> dict:
+        subvars = super().get_req_subvars()
+        subvars["servername"] = self.name  # named servers: one job name per instance
+        return subvars
+
+    def cmd_formatted_for_batch(self) -> str:
+        """The server's command, started by the step that fetches the API token from the hub."""
+        return f"{shlex.quote(self.python)} -m visa_hub.slurm.jobtoken -- {super().cmd_formatted_for_batch()}"
+
+    def hands_over_token(self, job_id: str) -> bool:
+        """Whether Slurm job ``job_id`` may have this server's API token now (True once per spawn)."""
+        if not job_id or job_id != self._token_job:
+            return False
+        self._token_job = ""
+        return True
 
     def apply_plan(self) -> None:
         """The session plan as sbatch parameters."""
         plan = self.session_plan
         assert plan is not None
-        self.req_account = plan.experiment.code
+        self.req_account = account_name(plan.experiment.code)
         self.req_runtime = slurm_time(plan.lifetime_hours)
         self.req_nprocs = str(plan.flavour.cpus)
         self.req_memory = f"{math.ceil(plan.flavour.memory_gb * 1024)}M"
@@ -227,6 +264,7 @@ class SlurmSpawner(VisaSpawnerMixin, BatchSlurmSpawner):
         except RuntimeError as exc:
             raise self._submit_failure(str(exc)) from None
         self.job_id = self.parse_job_id(out)
+        self._token_job = self.job_id
         self._submitted_at = time.monotonic()
         self.log.info("Slurm job %s submitted for %s", self.job_id, self._log_name)
         return self.job_id
@@ -260,6 +298,12 @@ class SlurmSpawner(VisaSpawnerMixin, BatchSlurmSpawner):
             self.job_status = f"UNKNOWN {exc}"
             return JobStatus.UNKNOWN
         job = jobs.get(self.job_id)
+        if job is None:
+            try:
+                job = await self._job_as_owner()
+            except SlurmUnavailable as exc:
+                self.job_status = f"UNKNOWN {exc}"
+                return JobStatus.UNKNOWN
         self.job_status = job.status_line if job else ""
         if job is None:
             return JobStatus.NOTFOUND
@@ -268,6 +312,27 @@ class SlurmSpawner(VisaSpawnerMixin, BatchSlurmSpawner):
         if self.state_ispending():
             return JobStatus.PENDING
         return JobStatus.NOTFOUND  # COMPLETED, CANCELLED, TIMEOUT, FAILED, ...
+
+    async def _job_as_owner(self) -> JobInfo | None:
+        """The job asked about as its owner (``sudo -u``), for a job the hub's own squeue does not show."""
+        subvars = {**self.get_req_subvars(), "job_id": self.job_id}
+        command = " ".join((format_template(self.exec_prefix, **subvars),
+                            format_template(self.batch_query_cmd, **subvars)))
+        try:
+            out = await self.run_command(command)
+        except RuntimeError as exc:
+            if "Invalid job id" in str(exc):  # ended long enough ago that Slurm forgot it
+                return None
+            raise SlurmUnavailable(str(exc).strip() or "squeue failed") from None
+        job = SlurmQueue._parse(out).get(self.job_id)
+        if job is not None and not self._told_invisible:
+            self._told_invisible = True
+            self.log.warning(
+                "Slurm job %s of %s is not visible to the hub's squeue (PrivateData=jobs, and user %s is not a "
+                "coordinator of account %s): asked as %s instead, one squeue per poll for this instance. Run "
+                "visa-hub slurm-sync, which makes the hub coordinator of every experiment account.",
+                self.job_id, self._log_name, _hub_user(), account_name(self._experiment()), self.user.name)
+        return job
 
     def state_gethost(self) -> str:
         return self.job_status.split()[1]
@@ -378,6 +443,11 @@ class SlurmSpawner(VisaSpawnerMixin, BatchSlurmSpawner):
         super().clear_state()
         self._last_progress = ""
         self._submitted_at = -math.inf
+        self._token_job = ""
+
+
+def _hub_user() -> str:
+    return pwd.getpwuid(os.getuid()).pw_name
 
 
 def _spawn_error(message: str, reason: str = "slurm") -> web.HTTPError:

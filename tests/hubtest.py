@@ -8,7 +8,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pwd
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -67,6 +69,7 @@ class HubProcess:
     data_dir: Path
     config_file: Path = REPO / "jupyterhub_config.py"
     extra_env: dict[str, str] = field(default_factory=dict)
+    run_as: str | None = None  # unix user the hub runs as (a service user); None: the test's own user
     port: int = field(default_factory=free_port)
     api_port: int = field(default_factory=free_port)
     proxy_api_port: int = field(default_factory=free_port)
@@ -81,8 +84,10 @@ class HubProcess:
         return self.data_dir / "hub.log"
 
     def env(self) -> dict[str, str]:
+        account = pwd.getpwnam(self.run_as) if self.run_as else None
         return {
             **os.environ,
+            **({"HOME": account.pw_dir, "USER": account.pw_name, "LOGNAME": account.pw_name} if account else {}),
             "VISA_DATA_DIR": str(self.data_dir),
             "VISA_HUB_PORT": str(self.port),
             "VISA_HUB_API_PORT": str(self.api_port),
@@ -94,9 +99,14 @@ class HubProcess:
     def start(self, timeout: float = 60) -> HubProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_file.open("ab")
+        if self.run_as:  # the data directory (and the config in it) belongs to the service user
+            for path in (self.data_dir, *self.data_dir.rglob("*")):
+                shutil.chown(path, self.run_as, pwd.getpwnam(self.run_as).pw_gid)
         self.proc = subprocess.Popen(
             [str(JUPYTERHUB), "-f", str(self.config_file)],
             cwd=REPO, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            user=self.run_as, group=pwd.getpwnam(self.run_as).pw_gid if self.run_as else None,
+            extra_groups=[] if self.run_as else None,
         )
 
         def ready():

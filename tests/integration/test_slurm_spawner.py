@@ -1,7 +1,10 @@
 """The Slurm backend end to end: a real hub spawns JupyterLab as a Slurm job on a real single-node cluster.
 
-Alice logs in (demo), spawns for her LoKI experiment; the job carries the experiment as account, the lifetime
-as time limit and the flavour as CPUs/memory; Lab answers through the hub's proxy; stopping cancels the job.
+The cluster runs as a site runs it (tests/peers_slurm.py): accounting enforced, ``PrivateData=jobs``, one account
+per experiment made by ``visa-hub slurm-sync``; the hub runs as the non-root service user ``visahub`` with sudo
+rights for the Slurm commands only. Alice logs in (demo), spawns for her LoKI experiment; the job carries the
+experiment as account, the lifetime as time limit and the flavour as CPUs/memory; Lab answers through the hub's
+proxy; stopping cancels the job.
 Also: a restarted hub re-attaches, a job Slurm ends is seen as a stopped server, a controller that is down or a
 job that can never start end the spawn with a message a person understands, and the API token is never logged.
 """
@@ -10,6 +13,8 @@ from __future__ import annotations
 
 import html
 import re
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -34,8 +39,17 @@ c.SlurmSpawner.req_partition = {partition!r}
 c.SlurmSpawner.poll_interval = 2
 c.SlurmSpawner.queue_cache_seconds = 0.5
 c.SlurmSpawner.controller_grace_seconds = 5
+c.SlurmTokenHandover.munge_socket = {munge_socket!r}
 c.Spawner.start_timeout = 90
 """
+
+
+def hub_data_dir(user: str) -> Path:
+    """A data directory the hub's service user owns, outside pytest's root-only temporary directory."""
+    path = Path(tempfile.mkdtemp(prefix="visa-hub-slurm-"))
+    path.chmod(0o755)
+    shutil.chown(path, user)
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -53,16 +67,18 @@ def slurm():
 
 
 @pytest.fixture
-def slurm_hub(tmp_path: Path, slurm):
-    """Factory: a real hub using the Slurm backend on ``partition``; stopped (and its jobs cancelled) after."""
+def slurm_hub(slurm):
+    """Factory: a real hub (as the service user) using the Slurm backend on ``partition``; stopped after."""
     if not (HubProcess.config_file.parent / "node_modules/.bin/configurable-http-proxy").exists():
         missing_peer("configurable-http-proxy not installed (run `npm install`)")
     hubs: list[HubProcess] = []
 
-    def start(partition: str = "ess", keep_servers: bool = False) -> HubProcess:
-        config = tmp_path / f"hub_config_{len(hubs)}.py"
-        config.write_text(HUB_CONFIG.format(partition=partition))
-        hub = HubProcess(tmp_path / f"data{len(hubs)}", config_file=config,
+    def start(partition: str = "ess", keep_servers: bool = False, extra_config: str = "") -> HubProcess:
+        data = hub_data_dir(slurm.hub_user)
+        config = data / "hub_config.py"
+        config.write_text(HUB_CONFIG.format(partition=partition, munge_socket=str(slurm.munge_socket))
+                          + extra_config)
+        hub = HubProcess(data, config_file=config, run_as=slurm.hub_user,
                          extra_env={**slurm.env, "VISA_KEEP_SERVERS": "1" if keep_servers else "0"})
         hubs.append(hub)
         return hub.start()
@@ -71,6 +87,8 @@ def slurm_hub(tmp_path: Path, slurm):
     for hub in hubs:
         hub.stop()
     slurm.cancel_all()
+    for hub in hubs:
+        shutil.rmtree(hub.data_dir, ignore_errors=True)
 
 
 def alice(hub: HubProcess) -> UserSession:
@@ -124,7 +142,7 @@ def test_spawn_lab_through_proxy_then_stop_cancels_the_job(slurm_hub, slurm):
     session.wait_ready()
     print(f"spawn-to-ready through Slurm: {time.monotonic() - started:.1f} s")
 
-    assert any(m.startswith("Submitting to Slurm: partition ess, account LOKI-2026-042") for m in messages), messages
+    assert any(m.startswith("Submitting to Slurm: partition ess, account loki-2026-042") for m in messages), messages
     assert any(re.match(r"Slurm job \d+ is running on ", m) for m in messages), messages
 
     job_id, user, account, partition, state, cpus, memory, limit, *_ = job_of(slurm)
