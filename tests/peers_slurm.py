@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hubtest import free_port
+from hubtest import HubProcess, free_port
 
 PROGRAMS = ("munged", "munge", "unmunge", "mariadbd", "mariadb-install-db", "mariadb", "slurmdbd", "slurmctld",
             "slurmd", "sbatch", "squeue", "scancel", "sinfo", "sacct", "sacctmgr", "scontrol", "sudo", "visudo")
@@ -46,6 +46,23 @@ PARENT_ACCOUNT = "visa"  # the parent of the experiment accounts (SlurmSync.pare
 HUB_USER = "visahub"  # the hub's service user in the Slurm tests
 DB_PASSWORD = "slurmdb-test-only"  # a private loopback database that lives as long as the cluster
 SLURM_COMMANDS = ("sbatch", "squeue", "scancel")  # what the hub user may run as another user
+
+# A hub on this cluster: the Slurm backend, debug logging (batchspawner logs its environment at debug level: we
+# must not), fast polls, and the cluster's munged for the API token handover.
+HUB_CONFIG = """
+from visa_hub.hubconfig import configure
+
+c = get_config()  # noqa: F821
+configure(c)
+c.JupyterHub.spawner_class = "visa-slurm"
+c.JupyterHub.log_level = "DEBUG"
+c.SlurmSpawner.req_partition = {partition!r}
+c.SlurmSpawner.poll_interval = 2
+c.SlurmSpawner.queue_cache_seconds = 0.5
+c.SlurmSpawner.controller_grace_seconds = 5
+c.SlurmTokenHandover.munge_socket = {munge_socket!r}
+c.Spawner.start_timeout = 90
+"""
 
 
 def _program(name: str) -> str | None:
@@ -175,6 +192,18 @@ class SlurmCluster:
         if check and result.returncode:
             raise RuntimeError(f"visa-hub slurm-sync failed ({result.returncode}):\n{result.stderr[-3000:]}")
         return result
+
+    def hub(self, partition: str | None = None, keep_servers: bool = False, extra_config: str = "",
+            **env: str) -> HubProcess:
+        """A (not yet started) hub using this cluster, run as the hub's service user from its own data directory
+        (outside pytest's root-only temporary directory). Delete ``hub.data_dir`` when done."""
+        data = Path(tempfile.mkdtemp(prefix="visa-hub-slurm-"))
+        data.chmod(0o755)
+        config = data / "hub_config.py"
+        config.write_text(HUB_CONFIG.format(partition=partition or self.partition,
+                                            munge_socket=str(self.munge_socket)) + extra_config)
+        return HubProcess(data, config_file=config, run_as=self.hub_user,
+                          extra_env={**self.env, "VISA_KEEP_SERVERS": "1" if keep_servers else "0", **env})
 
     # -- the daemons -------------------------------------------------------------------------------
     def _start(self, name: str, *cmd: str, user: str | None = None) -> subprocess.Popen:

@@ -28,6 +28,8 @@ Environment variables (all optional; the defaults give the demo on http://127.0.
                             (RabbitMQ of its events, optional)
 ``OS_CLOUD``                for ``VISA_SPAWNER=visa-openstack``: the cloud in ``OS_CLIENT_CONFIG_FILE``
                             (a ``clouds.yaml``; the OpenStack simulator writes one, see README)
+``VISA_SLURM_SYNC_INTERVAL`` seconds between two ``visa-hub slurm-sync`` runs, started by the hub as a managed service
+                            (Slurm accounts per experiment; see docs/slurm.md). Unset: not started
 ``VISA_LOG_LEVEL``          the hub's log level (``INFO``; ``DEBUG`` never shows tokens or passwords)
 ``JUPYTERHUB_CRYPT_KEY``    key for encrypted auth_state (default: generated once into the data dir)
 ==========================  ===============================================================================
@@ -101,6 +103,10 @@ def configure(c: Any, env: Mapping[str, str] | None = None) -> Path:
     c.Spawner.http_timeout = 60
     c.Spawner.start_timeout = 120
     c.OpenStackSpawner.start_timeout = 600  # a VM boots in minutes, not seconds
+    if env.get("VISA_SLURM_SYNC_INTERVAL"):
+        from .slurm.service import slurm_sync_service
+
+        c.JupyterHub.services.append(slurm_sync_service(float(env["VISA_SLURM_SYNC_INTERVAL"]), env=env))
     _configure_hub_pages(c)
     return data_dir
 

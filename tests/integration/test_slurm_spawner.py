@@ -14,7 +14,6 @@ from __future__ import annotations
 import html
 import re
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,29 +26,6 @@ pytestmark = pytest.mark.integration
 
 EXPERIMENT = "LOKI-2026-042"  # alice's running LoKI experiment in the demo User Office
 USER = "alice"
-
-HUB_CONFIG = """
-from visa_hub.hubconfig import configure
-
-c = get_config()  # noqa: F821
-configure(c)
-c.JupyterHub.spawner_class = "visa-slurm"
-c.JupyterHub.log_level = "DEBUG"  # batchspawner logs its environment at debug level: we must not
-c.SlurmSpawner.req_partition = {partition!r}
-c.SlurmSpawner.poll_interval = 2
-c.SlurmSpawner.queue_cache_seconds = 0.5
-c.SlurmSpawner.controller_grace_seconds = 5
-c.SlurmTokenHandover.munge_socket = {munge_socket!r}
-c.Spawner.start_timeout = 90
-"""
-
-
-def hub_data_dir(user: str) -> Path:
-    """A data directory the hub's service user owns, outside pytest's root-only temporary directory."""
-    path = Path(tempfile.mkdtemp(prefix="visa-hub-slurm-"))
-    path.chmod(0o755)
-    shutil.chown(path, user)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -74,12 +50,7 @@ def slurm_hub(slurm):
     hubs: list[HubProcess] = []
 
     def start(partition: str = "ess", keep_servers: bool = False, extra_config: str = "") -> HubProcess:
-        data = hub_data_dir(slurm.hub_user)
-        config = data / "hub_config.py"
-        config.write_text(HUB_CONFIG.format(partition=partition, munge_socket=str(slurm.munge_socket))
-                          + extra_config)
-        hub = HubProcess(data, config_file=config, run_as=slurm.hub_user,
-                         extra_env={**slurm.env, "VISA_KEEP_SERVERS": "1" if keep_servers else "0"})
+        hub = slurm.hub(partition=partition, keep_servers=keep_servers, extra_config=extra_config)
         hubs.append(hub)
         return hub.start()
 
