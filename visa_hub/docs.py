@@ -26,6 +26,9 @@ DOCUMENTED = [
     ("visa_hub.singleuser.desktop.config:VisaDesktop", ["visa_hub.singleuser.desktop.config:VisaDesktop"]),
     ("spawners.openstack:OpenStackSpawner", ["spawners.openstack:OpenStackSpawner"]),
     ("spawners.slurm:SlurmSpawner", ["spawners.slurm:SlurmSpawner"]),
+    ("spawners.slurm_token:SlurmTokenHandover", ["spawners.slurm_token:SlurmTokenHandover"]),
+    ("visa_hub.slurm.sync:SlurmSync", ["visa_hub.slurm.sync:SlurmSync"]),
+    ("visa_hub.cli:SlurmSyncApp", ["visa_hub.cli:SlurmSyncApp"]),
 ]
 
 
