@@ -272,6 +272,7 @@ def test_isolation_slurm_sync_is_idempotent_removes_leavers_and_has_a_dry_run(sl
 
         done = sync(slurm, site)
         assert f"Slurm account {LOKI.lower()}: removed bob (no longer a member of {LOKI})" in done
+        assert f"Slurm account {LOKI.lower()} is bob's default account" in done  # only an admin may set another
         assert (LOKI.lower(), "bob") not in slurm.associations()
         refused = sbatch(slurm, "bob", LOKI)
         assert refused.returncode != 0 and NO_ACCOUNT in refused.stderr, refused.stderr

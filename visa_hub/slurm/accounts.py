@@ -171,6 +171,14 @@ class Change:
     summaries: tuple[str, ...]
     arguments: tuple[str, ...]
 
+    @property
+    def removed_member(self) -> tuple[str, str] | None:
+        """(user, account) when this change removes one member from one account."""
+        if self.arguments[:3] != ("delete", "user", "where"):
+            return None
+        fields = dict(a.split("=", 1) for a in self.arguments[3:] if "=" in a)
+        return fields["name"], fields["account"]
+
 
 def plan_changes(desired: dict[str, DesiredAccount], current: dict[str, CurrentAccount], *, parent: str,
                  coordinator: str | None, cluster: str | None = None) -> list[Change]:

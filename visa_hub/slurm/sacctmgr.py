@@ -67,5 +67,11 @@ async def current_accounts(parent: str, *, cluster: str | None = None,
     return {name: CurrentAccount(name, members[name], frozenset(coordinators[name])) for name in names}
 
 
+async def default_accounts(*, command: Sequence[str] = ("sacctmgr",)) -> dict[str, str]:
+    """Every Slurm user's default account."""
+    out = await sacctmgr("show", "user", "format=user,defaultaccount", command=command)
+    return dict(line.split("|", 1) for line in out.splitlines() if "|" in line)
+
+
 async def apply(change: Change, *, command: Sequence[str] = ("sacctmgr",)) -> None:
     await sacctmgr(*change.arguments, command=command)

@@ -24,7 +24,7 @@ from traitlets.config import LoggingConfigurable
 
 from ..site import VisaSite
 from .accounts import Change, desired_accounts, plan_changes
-from .sacctmgr import SacctmgrError, apply, current_accounts
+from .sacctmgr import SacctmgrError, apply, current_accounts, default_accounts
 
 
 class SlurmSync(LoggingConfigurable):
@@ -98,6 +98,7 @@ class SlurmSync(LoggingConfigurable):
     async def run_once(self) -> tuple[int, int]:
         """One sync; (changes made or, in a dry run, planned; changes that failed)."""
         changes = await self.plan()
+        await self._warn_about_default_accounts(changes)
         done = failed = 0
         for change in changes:
             if self.dry_run:
@@ -120,6 +121,20 @@ class SlurmSync(LoggingConfigurable):
                       f"{done} change(s){' planned' if self.dry_run else ''}, {failed} failed" if changes
                       else "in step with the User Office, nothing to change")
         return done, failed
+
+    async def _warn_about_default_accounts(self, changes: list[Change]) -> None:
+        """Slurm leaves a user without a default account when the account removed was it, and only an
+        administrator may set another: say so (jobs from visa-hub and its Dask clients always name the account)."""
+        removed = [c.removed_member for c in changes if c.removed_member]
+        if not removed:
+            return
+        defaults = await default_accounts(command=self.sacctmgr_command)
+        for user, account in removed:
+            if defaults.get(user) == account:
+                self.log.warning(
+                    "Slurm account %s is %s's default account: after the removal there is none, and a bare sbatch "
+                    "must name --account. A Slurm administrator can set another: sacctmgr modify user %s set "
+                    "DefaultAccount=<account>", account, user, user)
 
     async def run_forever(self, interval: float) -> None:
         """Sync every ``interval`` seconds until cancelled; a failed round is logged and retried."""
