@@ -26,6 +26,7 @@ from traitlets import Unicode
 from traitlets.config import Configurable
 
 TOKEN_PATH = "/api/visa/slurm-token"  # under the hub's base URL: /hub/api/visa/slurm-token
+MAX_CREDENTIAL_BYTES = 4096
 
 
 class SlurmTokenHandover(Configurable):
@@ -77,6 +78,8 @@ class SlurmTokenHandler(APIHandler):
         """Authenticated by the munge credential in the body, never by a cookie."""
 
     async def post(self) -> None:
+        if len(self.request.body) > MAX_CREDENTIAL_BYTES:  # a credential is a few hundred bytes
+            raise web.HTTPError(413, "not a munge credential")
         socket = SlurmTokenHandover(config=self.settings.get("config")).munge_socket
         try:
             credential = await unmunge(self.request.body.strip(), socket)
