@@ -22,6 +22,7 @@ import datetime as dt
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -345,29 +346,16 @@ def test_isolation_worker_jobs_end_by_the_sessions_expiry(slurm, instance_env):
 
 
 # -- the dashboard through the hub --------------------------------------------------------------------------
-HUB_CONFIG = """
-from visa_hub.hubconfig import configure
-
-c = get_config()  # noqa: F821
-configure(c)
-c.JupyterHub.spawner_class = "visa-slurm"
-c.SlurmSpawner.req_partition = "ess"
-c.SlurmSpawner.poll_interval = 2
-c.SlurmSpawner.queue_cache_seconds = 0.5
-c.Spawner.start_timeout = 120
-"""
-
-
 @pytest.fixture
-def slurm_hub(tmp_path: Path, slurm):
+def slurm_hub(slurm):
+    """A real hub with the Slurm backend, run as the site's hub service user (see peers_slurm)."""
     if not (HubProcess.config_file.parent / "node_modules/.bin/configurable-http-proxy").exists():
         missing_peer("configurable-http-proxy not installed (run `npm install`)")
-    config = tmp_path / "hub_config.py"
-    config.write_text(HUB_CONFIG)
-    hub = HubProcess(tmp_path / "data", config_file=config, extra_env={**slurm.env, "VISA_KEEP_SERVERS": "0"})
+    hub = slurm.hub(partition="ess", extra_config="c.Spawner.start_timeout = 120\n")
     yield hub.start()
     hub.stop()
     slurm.cancel_all()
+    shutil.rmtree(hub.data_dir, ignore_errors=True)
 
 
 def browser_page(browser, session: UserSession):
