@@ -17,6 +17,7 @@ if [ "$what" = test ]; then
 fi
 apt_ensure "${apt_packages[@]}"
 scripts/install-desktop.sh  # what an instance's Desktop tab runs (Xvnc, window manager, terminal)
+scripts/install-apps.sh     # apptainer app images: squashfs, SIF, the local runtime (squashfuse + bubblewrap)
 if [ "$what" = test ]; then  # test peers: Slurm, RabbitMQ
   scripts/install-slurm.sh
   scripts/install-useroffice-peers.sh
