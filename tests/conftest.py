@@ -13,7 +13,7 @@ import pytest
 from hubtest import HubProcess
 
 # openstack_sim / openstack_conn: the OpenStack API simulator in a thread, and an openstacksdk connection to it
-pytest_plugins = ["visa_hub.testing.openstack_sim.fixtures"]
+pytest_plugins = ["visa_hub.testing.openstack_sim.fixtures", "apps_support"]  # apps: built SIF images, app_user
 
 REQUIRE_INTEGRATION = os.environ.get("VISA_REQUIRE_INTEGRATION") == "1"
 

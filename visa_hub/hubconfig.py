@@ -16,6 +16,9 @@ Environment variables (all optional; the defaults give the demo on http://127.0.
 ``VISA_DB_URL``             hub database (default SQLite in the data dir; production: ``postgresql://...``)
 ``VISA_CATALOG``            site catalog YAML (default: the demo catalog)
 ``VISA_USER_OFFICE_FILE``   User Office YAML for the file backend (default: the demo people)
+``VISA_APPS_CATALOG``       the app catalog (files or directories on shared storage, ``:``-separated), passed to
+                            instances; ``VISA_APPS_RUNTIME`` ``apptainer``/``local``/``auto``
+``VISA_PROVENANCE_DIR``     where the hub keeps provenance records (default: ``provenance`` in the data dir)
 ``VISA_AUTHENTICATOR``      authenticator entry point (``visa-demo``)
 ``VISA_SPAWNER``            spawner entry point (``visa-local``)
 ``VISA_DEMO_PASSWORD``      the demo's shared password (``visa-demo``)
@@ -108,6 +111,7 @@ def configure(c: Any, env: Mapping[str, str] | None = None) -> Path:
 
         c.JupyterHub.services.append(slurm_sync_service(float(env["VISA_SLURM_SYNC_INTERVAL"]), env=env))
     _configure_hub_pages(c)
+    _configure_apps(c, env, data_dir)
     return data_dir
 
 
@@ -116,6 +120,15 @@ def _configure_hub_pages(c: Any) -> None:
     from .hubpages import configure_hub_pages
 
     configure_hub_pages(c)
+
+
+def _configure_apps(c: Any, env: Mapping[str, str], data_dir: Path) -> None:
+    """Apps: instances read the app catalog from shared storage; the hub keeps a copy of provenance records."""
+    from .apps.hubstore import provenance_handlers
+
+    c.JupyterHub.extra_handlers.extend(provenance_handlers(env.get("VISA_PROVENANCE_DIR") or data_dir / "provenance"))
+    c.Spawner.environment.update({name: env[name] for name in ("VISA_APPS_CATALOG", "VISA_APPS_RUNTIME")
+                                  if env.get(name)})
 
 
 def configure_site(c: Any, env: Mapping[str, str] | None = None) -> None:

@@ -122,5 +122,7 @@ def run_kernel(ref: str, connection_file: str, settings: AppSettings) -> int:
     version = catalog.resolve(ref, source.cycle(catalog))
     connection = Path(connection_file).resolve()
     extra = (Mount(str(connection.parent), str(connection.parent), True),)
-    prepared = prepare(version, catalog, settings, kernel_argv(version, str(connection)), extra_binds=extra)
+    expected = os.environ.get("VISA_APP_EXPECT_DIGEST") or None  # set when a provenance record is reproduced
+    prepared = prepare(version, catalog, settings, kernel_argv(version, str(connection)), extra_binds=extra,
+                       expected_digest=expected)
     return start(prepared, settings, "kernel")

@@ -44,10 +44,21 @@ def _write_dask_config(serverapp: Any) -> None:
     serverapp.log.info("visa-hub: Dask configuration of this session in %s", path)
 
 
+def _setup_apps(serverapp: Any) -> None:
+    """The app API, desktop entries and provenance (:mod:`visa_hub.singleuser.apps`); never fatal for Lab."""
+    from .apps import setup_apps
+
+    try:
+        setup_apps(serverapp)
+    except Exception:
+        serverapp.log.exception("visa-hub: the apps could not be set up")
+
+
 def _load_jupyter_server_extension(serverapp: Any) -> None:
     """Register our handlers on the server's web application."""
     _write_dask_config(serverapp)
     setup_handlers(serverapp.web_app)
+    _setup_apps(serverapp)
     serverapp.log.info("visa-hub: session API at %svisa/api/session", serverapp.web_app.settings["base_url"])
     setup_dask_dashboards(serverapp.web_app)
     try:
