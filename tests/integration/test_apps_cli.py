@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from apps_support import AppUser, publish, reduce_app, stop, version_entry
+
 from hubtest import wait_until
 
 pytestmark = pytest.mark.integration
@@ -183,7 +183,8 @@ def test_apps_provenance_lists_every_launch_and_reproduce_starts_the_same_versio
     assert record["session"]["experiment"]["code"] == "LOKI-2026-042"
     assert record["session"]["flavour"]["name"] == "large" and record["session"]["dask_profiles"] == ["standard"]
     assert {(a["app"], a["version"], a["digest"], a["user_provided"]) for a in record["apps"]} == {
-        ("reduce", "1.0", v1.digest, False), ("reduce", "2.0", v2.digest, False), ("mytool", "0.1", mytool.digest, True)}
+        ("reduce", "1.0", v1.digest, False), ("reduce", "2.0", v2.digest, False),
+        ("mytool", "0.1", mytool.digest, True)}
 
     # later: v3 is the default now, her files are gone; reproduce starts exactly 1.0, 2.0 and her 0.1 again
     (app_user.home / "v1.txt").unlink()
