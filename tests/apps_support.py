@@ -49,7 +49,8 @@ def app_images_built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Buil
     """The test images as real SIF files (built once per session; the package root file system is cached)."""
     require_local_runtime()
     folder = tmp_path_factory.mktemp("app-images")
-    cache = tmp_path_factory.mktemp("app-image-cache")
+    # VISA_TEST_APP_IMAGE_CACHE keeps the packages' root file system between sessions (a developer's choice)
+    cache = Path(os.environ.get("VISA_TEST_APP_IMAGE_CACHE") or tmp_path_factory.mktemp("app-image-cache"))
     built = {}
     for stem in TEST_IMAGES:
         recipe = app_images.Recipe.load(app_images.RECIPES / f"{stem}.yaml")

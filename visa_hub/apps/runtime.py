@@ -99,6 +99,19 @@ def bwrap_command(spec: LaunchSpec, root: Path, *, home: str, passwd: Path | Non
     argv = [bwrap, "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
     taken = {"proc", "sys", "dev", "tmp"}
     entries = sorted(p.name for p in root.iterdir()) if root.is_dir() else []
+    mounts = [Mount(home, home, True)]
+    if spec.workdir and not any(_inside(spec.workdir, p) for p in (home, "/tmp")):
+        mounts.append(Mount(spec.workdir, spec.workdir, True))
+    mounts += list(spec.binds)
+    for mount in mounts:  # a target missing from the image needs a writable parent: an empty mount point is
+        top = mount.target.strip("/").split("/")[0]  # replaced by the fresh root's own directory (apptainer
+        path = root / top  # creates such targets the same way, in an underlay)
+        if top in entries and top not in taken and not (root / mount.target.lstrip("/")).exists():
+            if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+                taken.add(top)
+            else:
+                raise ValueError(f"cannot bind {mount.source} to {mount.target}: {mount.target} does not exist in "
+                                 f"the image and the local runtime cannot create it inside the read-only /{top}")
     for name in entries:
         if name in taken:
             continue
@@ -115,15 +128,7 @@ def bwrap_command(spec: LaunchSpec, root: Path, *, home: str, passwd: Path | Non
                          ("resolv.conf", Path("/etc/resolv.conf"))):
         if source is not None and source.exists() and (etc / name).exists():
             argv += ["--ro-bind", str(source), f"/etc/{name}"]
-    mounts = [Mount(home, home, True)]
-    if spec.workdir and not any(_inside(spec.workdir, p) for p in (home, "/tmp")):
-        mounts.append(Mount(spec.workdir, spec.workdir, True))
-    mounts += list(spec.binds)
     for mount in mounts:
-        top = mount.target.strip("/").split("/")[0]
-        if top in entries and top not in taken and not (root / mount.target.lstrip("/")).exists():
-            raise ValueError(f"cannot bind {mount.source} to {mount.target}: {mount.target} does not exist in the "
-                             f"image and the local runtime cannot create it inside the read-only /{top}")
         argv += ["--bind" if mount.writable else "--ro-bind", mount.source, mount.target]
     argv += ["--remount-ro", "/", "--clearenv"]
     user = os.environ.get("USER") or os.environ.get("LOGNAME") or ""

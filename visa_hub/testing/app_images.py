@@ -87,14 +87,22 @@ class Recipe:
 
 
 # -- the package closure ------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def _installed() -> dict[str, tuple[str, str]]:
+    """Every installed package: name → (depends, version), from one dpkg-query call."""
+    result = subprocess.run(["dpkg-query", "-W", "-f=${Package}\t${db:Status-Abbrev}\t${Depends}, ${Pre-Depends}"
+                             "\t${Version}\n"], capture_output=True, text=True, check=True)
+    packages = {}
+    for line in result.stdout.splitlines():
+        name, status, depends, version = line.split("\t")
+        if status.startswith("ii"):
+            packages[name] = (depends, version)
+    return packages
+
+
 def _query(package: str) -> tuple[str, str] | None:
     """(depends, version) of an installed package, or None."""
-    result = subprocess.run(["dpkg-query", "-W", "-f=${Status}\t${Depends}, ${Pre-Depends}\t${Version}", package],
-                            capture_output=True, text=True)
-    if result.returncode != 0 or "ok installed" not in result.stdout:
-        return None
-    _status, depends, version = result.stdout.split("\t")
-    return depends, version
+    return _installed().get(package)
 
 
 def package_closure(packages: list[str]) -> dict[str, str]:
@@ -238,7 +246,7 @@ def squash(rootfs: Path, output: Path) -> None:
     """``SOURCE_DATE_EPOCH=0 mksquashfs ROOTFS OUT -noappend -all-root``: same tree, same bytes (zstd: builds fast)."""
     env = {**os.environ, "SOURCE_DATE_EPOCH": "0"}
     result = subprocess.run(["mksquashfs", str(rootfs), str(output), "-noappend", "-all-root", "-no-xattrs",
-                             "-comp", "zstd", "-quiet", "-no-progress"], capture_output=True, text=True, env=env)
+                             "-comp", "zstd", "-Xcompression-level", "3", "-quiet", "-no-progress"], capture_output=True, text=True, env=env)
     if result.returncode != 0:
         raise BuildError(f"mksquashfs failed: {result.stderr.strip()}")
 

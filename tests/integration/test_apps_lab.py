@@ -1,0 +1,168 @@
+"""Apps in a real Jupyter Server configured as an instance: live kernel specs, kernels that run inside their
+container (through Lab's kernel API), the app API and reproduce."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import websocket
+from apps_support import AppUser, publish, reduce_app, version_entry
+
+from hubtest import wait_until
+from jupyter_server_process import JupyterServer, launch_jupyter_server
+from visa_hub.singleuser.apps import SYNC_SECONDS
+
+pytestmark = pytest.mark.integration
+INSTANCE_CONFIG = Path(__file__).resolve().parents[2] / "visa_hub" / "singleuser" / "jupyter_config"
+
+
+def start_instance_server(tmp: Path, user: AppUser) -> JupyterServer:
+    """``jupyter server`` as an instance runs it: visa-hub's instance config, her session, the app catalog."""
+    env = {"JUPYTER_CONFIG_PATH": str(INSTANCE_CONFIG), "HOME": str(user.home), "VISA_SESSION": user.session,
+           "VISA_APPS_CATALOG": str(user.catalog), "VISA_APPS_RUNTIME": "local", "USER": "alice",
+           "JUPYTERHUB_USER": "alice"}
+    tmp.mkdir(parents=True, exist_ok=True)
+    return launch_jupyter_server(tmp, root=user.home, env=env).wait_until_up(60)
+
+
+def post(server: JupyterServer, path: str, body: dict) -> httpx.Response:
+    return httpx.post(server.url + path, json=body, headers={"Authorization": f"token {server.token}"}, timeout=120)
+
+
+def kernel_specs(server: JupyterServer) -> dict:
+    response = server.get("api/kernelspecs")
+    response.raise_for_status()
+    return response.json()["kernelspecs"]
+
+
+def run_code(server: JupyterServer, kernel_id: str, code: str, timeout: float = 120) -> str:
+    """Execute ``code`` in a kernel over Lab's websocket; the text it printed or returned."""
+    ws = websocket.create_connection(server.ws_url(f"api/kernels/{kernel_id}/channels"),
+                                     header=[f"Authorization: token {server.token}"], timeout=timeout)
+    try:
+        msg_id = uuid.uuid4().hex
+        ws.send(json.dumps({
+            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "alice", "session": msg_id,
+                       "version": "5.3", "date": ""},
+            "parent_header": {}, "metadata": {}, "channel": "shell",
+            "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
+                        "allow_stdin": False, "stop_on_error": True},
+        }))
+        output, deadline = [], time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            message = json.loads(ws.recv())
+            if message.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind, content = message["msg_type"], message["content"]
+            if kind == "stream":
+                output.append(content["text"])
+            elif kind == "execute_result":
+                output.append(content["data"]["text/plain"])
+            elif kind == "error":
+                raise AssertionError(f"kernel error: {content['ename']}: {content['evalue']}")
+            elif kind == "status" and content["execution_state"] == "idle":
+                return "".join(output)
+        raise TimeoutError(f"no answer from kernel {kernel_id} in {timeout} s")
+    finally:
+        ws.close()
+
+
+@pytest.fixture
+def instance(app_images_built, app_user: AppUser, tmp_path: Path) -> Iterator[tuple[JupyterServer, AppUser]]:
+    publish(app_user.catalog, "reduce", {"apps": [reduce_app(version_entry(app_images_built["reduce-1.0"]))]})
+    server = start_instance_server(tmp_path / "server", app_user)
+    yield server, app_user
+    for kernel in server.get("api/kernels").json():
+        httpx.delete(server.url + f"api/kernels/{kernel['id']}", headers={"Authorization": f"token {server.token}"},
+                     timeout=30)
+    server.stop()
+
+
+def test_apps_kernelspecs_show_v2_within_5_s_and_kernels_run_inside_their_containers(app_images_built, instance):
+    server, user = instance
+    specs = kernel_specs(server)
+    assert "visa-app-reduce-1.0" in specs and "visa-app-reduce-2.0" not in specs
+    assert "python3" in specs, "the usual kernel is gone"
+    assert specs["visa-app-reduce-1.0"]["spec"]["display_name"] == "Reduce 1.0"
+    v1_kernel = post(server, "api/kernels", {"name": "visa-app-reduce-1.0"}).json()["id"]
+    assert "1.0.0" in run_code(server, v1_kernel, "import essreduce_demo; print(essreduce_demo.__version__)")
+
+    publish(user.catalog, "reduce", {"apps": [reduce_app(version_entry(app_images_built["reduce-1.0"], "supported"),
+                                                         version_entry(app_images_built["reduce-2.0"]))]})
+    published = time.monotonic()
+    wait_until(lambda: "visa-app-reduce-2.0" in kernel_specs(server), 5, "the v2 kernel spec")
+    assert time.monotonic() - published < 5
+    assert kernel_specs(server)["visa-app-reduce-1.0"]["spec"]["display_name"] == "Reduce 1.0 (supported)"
+
+    v2_kernel = post(server, "api/kernels", {"name": "visa-app-reduce-2.0"}).json()["id"]
+    inside = run_code(server, v2_kernel, "import essreduce_demo, os, sys\n"
+                                         "print(open('/opt/reduce/VERSION').read().strip(), essreduce_demo.__version__,"
+                                         " sys.executable, os.environ['VISA_APP_VERSION'])")
+    assert inside.split() == ["2.0", "2.0.0", "/usr/bin/python3", "2.0"]
+    home_file = user.home / "from-kernel.txt"
+    run_code(server, v2_kernel, f"open({str(home_file)!r}, 'w').write('written inside')")
+    assert home_file.read_text() == "written inside", "her home is not bound into the kernel's container"
+    # the v1 kernel started before v2 was published still runs v1
+    assert "1.0 1.0.0" in run_code(server, v1_kernel, "print(open('/opt/reduce/VERSION').read().strip(), "
+                                                      "essreduce_demo.__version__)")
+
+    listing = server.get("visa/api/apps").json()
+    assert {(a["ref"], a["kernel_name"], a["default"]) for a in listing["apps"]} == {
+        ("reduce@1.0", "visa-app-reduce-1.0", False), ("reduce@2.0", "visa-app-reduce-2.0", True)}
+
+    [record] = user.records.glob("*.json")
+    launched = json.loads(record.read_text())["apps"]
+    assert {(a["app"], a["version"], a["launches"][0]["how"]) for a in launched} == {
+        ("reduce", "1.0", "kernel"), ("reduce", "2.0", "kernel")}
+
+
+def test_apps_reproduce_through_the_api_starts_the_recorded_kernels(app_images_built, instance):
+    server, user = instance
+    v1 = app_images_built["reduce-1.0"]
+    first = post(server, "api/kernels", {"name": "visa-app-reduce-1.0"}).json()["id"]
+    run_code(server, first, "1")
+    httpx.delete(server.url + f"api/kernels/{first}", headers={"Authorization": f"token {server.token}"}, timeout=30)
+    publish(user.catalog, "reduce", {"apps": [reduce_app(version_entry(v1, "deprecated"),
+                                                         version_entry(app_images_built["reduce-2.0"]))]})
+    records = server.get("visa/api/apps/records").json()
+    [record] = records["records"]
+    assert record["apps"] == ["reduce@1.0"] and records["current"] == record["id"]
+
+    answer = post(server, "visa/api/apps/reproduce", {"record": record["id"]})
+    assert answer.status_code == 201, answer.text
+    [kernel] = answer.json()["kernels"]
+    assert kernel["ref"] == "reduce@1.0" and kernel["name"] == "visa-app-reduce-1.0"
+    assert "1.0.0" in run_code(server, kernel["id"], "import essreduce_demo; print(essreduce_demo.__version__)")
+
+    missing = post(server, "visa/api/apps/reproduce", {"record": "no-such-record"})
+    assert missing.status_code == 409 and "No provenance record 'no-such-record'" in missing.json()["message"]
+
+
+def test_apps_launch_api_refuses_a_broken_image_naming_it(app_images_built, instance, tmp_path: Path):
+    server, user = instance
+    broken = tmp_path / "broken.sif"
+    broken.write_bytes(b"SIF_MAGIC? no")
+    publish(user.catalog, "reduce", {"apps": [reduce_app({"version": "9.9", "image": str(broken),
+                                                          "digest": app_images_built["reduce-1.0"].digest})]})
+    answer = post(server, "visa/api/apps/launch", {"ref": "reduce@9.9"})
+    assert answer.status_code == 400
+    assert str(broken) in answer.json()["message"] and "reduce@9.9" in answer.json()["message"]
+
+
+def test_apps_desktop_entries_follow_the_catalog(app_images_built, instance):
+    server, user = instance
+    entries = user.home / ".local/share/visa-hub/applications"
+    wait_until(lambda: (entries / "visa-app-reduce-1.0.desktop").exists(), 5 + SYNC_SECONDS, "the desktop entry")
+    publish(user.catalog, "reduce", {"apps": [reduce_app(version_entry(app_images_built["reduce-2.0"]))]})
+    wait_until(lambda: (entries / "visa-app-reduce-2.0.desktop").exists()
+               and not (entries / "visa-app-reduce-1.0.desktop").exists(), 5 + SYNC_SECONDS, "the entries to follow")
+    text = (entries / "visa-app-reduce-2.0.desktop").read_text()
+    assert "Name=Reduce 2.0" in text and "run reduce@2.0" in text and "X-VisaHub-Section=Apps" in text
+
+
