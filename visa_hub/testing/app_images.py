@@ -246,7 +246,8 @@ def squash(rootfs: Path, output: Path) -> None:
     """``SOURCE_DATE_EPOCH=0 mksquashfs ROOTFS OUT -noappend -all-root``: same tree, same bytes (zstd: builds fast)."""
     env = {**os.environ, "SOURCE_DATE_EPOCH": "0"}
     result = subprocess.run(["mksquashfs", str(rootfs), str(output), "-noappend", "-all-root", "-no-xattrs",
-                             "-comp", "zstd", "-Xcompression-level", "3", "-quiet", "-no-progress"], capture_output=True, text=True, env=env)
+                             "-comp", "zstd", "-Xcompression-level", "3", "-quiet", "-no-progress"],
+                            capture_output=True, text=True, env=env)
     if result.returncode != 0:
         raise BuildError(f"mksquashfs failed: {result.stderr.strip()}")
 
