@@ -16,6 +16,7 @@ import {
   requestedOpen,
   VISA_LAUNCHER_CATEGORY
 } from './launcher';
+import { appsPlugin } from './apps';
 
 const PLUGIN_ID = '@visa-hub/labextension:session';
 const OPEN_COMMAND = 'visa-hub:open-session';
@@ -108,4 +109,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   activate
 };
 
-export default [plugin, desktopPlugin];
+export default [plugin, desktopPlugin, appsPlugin];

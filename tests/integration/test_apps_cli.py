@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from apps_support import AppUser, publish, reduce_app, stop, version_entry
 
+from apps_support import AppUser, publish, reduce_app, stop, version_entry
 from hubtest import wait_until
 
 pytestmark = pytest.mark.integration

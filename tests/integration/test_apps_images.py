@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-from apps_support import AppUser, publish, require_local_runtime
 
+from apps_support import AppUser, publish, require_local_runtime
 from visa_hub.apps.images import sandbox_digest
 from visa_hub.apps.sif import read_partition
 from visa_hub.testing import app_images

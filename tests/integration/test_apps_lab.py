@@ -5,72 +5,27 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import websocket
-from apps_support import AppUser, publish, reduce_app, version_entry
 
+from apps_support import (
+    AppUser,
+    kernel_specs,
+    post,
+    publish,
+    reduce_app,
+    run_code,
+    start_instance_server,
+    version_entry,
+)
 from hubtest import wait_until
-from jupyter_server_process import JupyterServer, launch_jupyter_server
+from jupyter_server_process import JupyterServer
 from visa_hub.singleuser.apps import SYNC_SECONDS
 
 pytestmark = pytest.mark.integration
-INSTANCE_CONFIG = Path(__file__).resolve().parents[2] / "visa_hub" / "singleuser" / "jupyter_config"
-
-
-def start_instance_server(tmp: Path, user: AppUser) -> JupyterServer:
-    """``jupyter server`` as an instance runs it: visa-hub's instance config, her session, the app catalog."""
-    env = {"JUPYTER_CONFIG_PATH": str(INSTANCE_CONFIG), "HOME": str(user.home), "VISA_SESSION": user.session,
-           "VISA_APPS_CATALOG": str(user.catalog), "VISA_APPS_RUNTIME": "local", "USER": "alice",
-           "JUPYTERHUB_USER": "alice"}
-    tmp.mkdir(parents=True, exist_ok=True)
-    return launch_jupyter_server(tmp, root=user.home, env=env).wait_until_up(60)
-
-
-def post(server: JupyterServer, path: str, body: dict) -> httpx.Response:
-    return httpx.post(server.url + path, json=body, headers={"Authorization": f"token {server.token}"}, timeout=120)
-
-
-def kernel_specs(server: JupyterServer) -> dict:
-    response = server.get("api/kernelspecs")
-    response.raise_for_status()
-    return response.json()["kernelspecs"]
-
-
-def run_code(server: JupyterServer, kernel_id: str, code: str, timeout: float = 120) -> str:
-    """Execute ``code`` in a kernel over Lab's websocket; the text it printed or returned."""
-    ws = websocket.create_connection(server.ws_url(f"api/kernels/{kernel_id}/channels"),
-                                     header=[f"Authorization: token {server.token}"], timeout=timeout)
-    try:
-        msg_id = uuid.uuid4().hex
-        ws.send(json.dumps({
-            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "alice", "session": msg_id,
-                       "version": "5.3", "date": ""},
-            "parent_header": {}, "metadata": {}, "channel": "shell",
-            "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
-                        "allow_stdin": False, "stop_on_error": True},
-        }))
-        output, deadline = [], time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            message = json.loads(ws.recv())
-            if message.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            kind, content = message["msg_type"], message["content"]
-            if kind == "stream":
-                output.append(content["text"])
-            elif kind == "execute_result":
-                output.append(content["data"]["text/plain"])
-            elif kind == "error":
-                raise AssertionError(f"kernel error: {content['ename']}: {content['evalue']}")
-            elif kind == "status" and content["execution_state"] == "idle":
-                return "".join(output)
-        raise TimeoutError(f"no answer from kernel {kernel_id} in {timeout} s")
-    finally:
-        ws.close()
 
 
 @pytest.fixture
