@@ -56,17 +56,17 @@ class ProvenanceHandler(APIHandler):
         return folder if record is None else folder / f"{record}.json"
 
     @needs_scope("users:activity")
-    def post(self, user: str, record: str) -> None:
+    def post(self, user_name: str, record: str) -> None:  # user_name: needs_scope filters on it
         if len(self.request.body) > MAX_BYTES:
             raise web.HTTPError(413, "Provenance record too large.")
         try:
             data = json.loads(self.request.body)
         except ValueError:
             raise web.HTTPError(400, "The body must be a JSON provenance record.") from None
-        problem = check_record(data, user, record)
+        problem = check_record(data, user_name, record)
         if problem:
             raise web.HTTPError(400, f"Provenance record refused: {problem}.")
-        path = self._path(user, record)
+        path = self._path(user_name, record)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         temporary = path.with_name(f".{path.name}.{os.getpid()}")
         temporary.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
@@ -75,15 +75,15 @@ class ProvenanceHandler(APIHandler):
         self.finish(json.dumps({"stored": record}))
 
     @needs_scope("read:users")
-    def get(self, user: str, record: str | None = None) -> None:
+    def get(self, user_name: str, record: str | None = None) -> None:
         if record:
-            path = self._path(user, record)
+            path = self._path(user_name, record)
             if not path.exists():
-                raise web.HTTPError(404, f"No provenance record {record} for {user}.")
+                raise web.HTTPError(404, f"No provenance record {record} for {user_name}.")
             self.finish(path.read_text())
             return
         records = []
-        folder = self._path(user)
+        folder = self._path(user_name)
         for path in sorted(folder.glob("*.json")) if folder.exists() else []:
             try:
                 data = json.loads(path.read_text())
@@ -99,6 +99,6 @@ def provenance_handlers(directory: str | Path) -> list[tuple[str, type, dict[str
     """The ``JupyterHub.extra_handlers`` entries (the hub puts them under ``/hub/``)."""
     kwargs = {"directory": str(directory)}
     return [
-        (r"/api/visa/provenance/(?P<user>[^/]+)/?", ProvenanceHandler, kwargs),
-        (r"/api/visa/provenance/(?P<user>[^/]+)/(?P<record>[^/]+)", ProvenanceHandler, kwargs),
+        (r"/api/visa/provenance/(?P<user_name>[^/]+)/?", ProvenanceHandler, kwargs),
+        (r"/api/visa/provenance/(?P<user_name>[^/]+)/(?P<record>[^/]+)", ProvenanceHandler, kwargs),
     ]
