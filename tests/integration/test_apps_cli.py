@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from apps_support import VISA_APP as VISA_APP_COMMAND
 from apps_support import AppUser, publish, reduce_app, stop, version_entry
 from hubtest import wait_until
 
@@ -203,3 +204,48 @@ def test_apps_provenance_lists_every_launch_and_reproduce_starts_the_same_versio
     app_user.visa_app("register", str(app_user.home / "mytool-rebuilt.sif"), "--name", "mytool", "--version", "0.1")
     refused = app_user.visa_app("reproduce", str(path))
     assert refused.returncode == 2 and "does not match" in refused.stderr and "mytool@0.1" in refused.stderr
+
+
+def test_apps_run_as_distinct_unprivileged_users_each_with_only_her_home(app_images_built):
+    """The local runtime needs no root: alice and bob (real unix users) run the same image, each sees her home.
+
+    (Where /dev/fuse is closed to users, as on these machines, the image is unpacked once instead of mounted.)
+    """
+    import os
+    import tempfile
+
+    from peers_slurm import ensure_user
+
+    users = {name: ensure_user(name) for name in ("alice", "bob")}
+    # not under /tmp: apptainer (and the local runtime) bind the host's /tmp into every container
+    shared = Path(tempfile.mkdtemp(prefix="visa-apps-users-", dir="/var/tmp"))
+    try:
+        shared.chmod(0o755)
+        image = shared / "reduce-1.0.sif"
+        shutil.copy(app_images_built["reduce-1.0"].path, image)
+        image.chmod(0o644)
+        publish(shared / "catalog", "reduce", {"apps": [reduce_app(
+            {"version": "1.0", "image": str(image), "digest": app_images_built["reduce-1.0"].digest})]})
+        for path in (shared / "catalog", *(shared / "catalog").iterdir()):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        homes = {}
+        for name, entry in users.items():
+            homes[name] = shared / f"home-{name}"
+            homes[name].mkdir(mode=0o700)
+            os.chown(homes[name], entry.pw_uid, entry.pw_gid)
+        results = {}
+        for name in users:
+            other = homes["bob" if name == "alice" else "alice"]
+            script = (f"id -un; test -w $HOME && echo home-writable; test -e {other} && echo sees-other-home; "
+                      "cat /opt/reduce/VERSION")
+            env = ["env", "-i", "PATH=/usr/bin:/bin", f"HOME={homes[name]}", f"USER={name}",
+                   f"VISA_APPS_CATALOG={shared / 'catalog'}", "VISA_APPS_RUNTIME=local"]
+            results[name] = subprocess.run(["runuser", "-u", name, "--", *env, *VISA_APP_COMMAND, "exec", "reduce",
+                                            "sh", "-c", script], capture_output=True, text=True, timeout=120,
+                                           cwd="/")
+        for name, result in results.items():
+            assert result.returncode == 0, (name, result.stderr)
+            assert result.stdout.split() == [name, "home-writable", "1.0"], (name, result.stdout)
+            assert list((homes[name] / ".local/share/visa-hub/provenance").glob("*.json")), f"{name}'s record"
+    finally:
+        subprocess.run(["rm", "-rf", str(shared)], check=False)

@@ -64,13 +64,17 @@ def test_apps_bwrap_builds_the_root_from_the_image_with_apptainer_binds(tmp_path
     assert runscript[-2:] == ["/.singularity.d/runscript", "a"]
 
 
-def test_apps_bwrap_refuses_a_bind_the_read_only_image_cannot_hold(tmp_path):
+def test_apps_bwrap_underlays_directories_that_must_hold_a_new_bind_target(tmp_path):
     root = _rootfs(tmp_path)
-    spec = LaunchSpec(ImageFile(root, SANDBOX), ("true",), binds=(Mount("/ess/X", "/opt/data"),))
-    with pytest.raises(ValueError, match="/opt/data does not exist in the image"):
-        bwrap_command(spec, root, home="/home/alice")
-    ok = LaunchSpec(ImageFile(root, SANDBOX), ("true",), binds=(Mount("/ess/X", "/opt/reduce"),))
-    assert "--ro-bind /ess/X /opt/reduce" in " ".join(bwrap_command(ok, root, home="/home/alice").argv)
+    spec = LaunchSpec(ImageFile(root, SANDBOX), ("true",), binds=(Mount("/ess/X", "/opt/data/X"),))
+    text = " ".join(bwrap_command(spec, root, home="/home/alice").argv)
+    # /opt becomes the container's own directory holding the image's /opt/reduce, so /opt/data can be made
+    assert f"--dir /opt --ro-bind {root}/opt/reduce /opt/reduce" in text
+    assert f"--ro-bind {root}/opt /opt" not in text and "--ro-bind /ess/X /opt/data/X" in text
+    assert "--dir /home" in text and "--bind /home/alice /home/alice" in text  # her home inside the image's /home
+    existing = LaunchSpec(ImageFile(root, SANDBOX), ("true",), binds=(Mount("/ess/X", "/opt/reduce"),))
+    text = " ".join(bwrap_command(existing, root, home="/home/alice").argv)
+    assert f"--ro-bind {root}/opt /opt" in text and "--ro-bind /ess/X /opt/reduce" in text
 
 
 def test_apps_passwd_gets_her_line_once(tmp_path):
@@ -110,3 +114,11 @@ def test_apps_sif_reader_errors_name_the_image(tmp_path):
         open_image(tmp_path / "none.sif", "x")
     with pytest.raises(ImageError, match="not an image sandbox"):
         open_image(tmp_path, "x")
+
+
+def test_apps_bwrap_never_binds_a_system_directory_as_working_directory(tmp_path):
+    root = _rootfs(tmp_path)
+    for workdir in ("/", "/usr/share", "/etc"):
+        argv = bwrap_command(LaunchSpec(ImageFile(root, SANDBOX), ("pwd",), workdir=workdir), root, home="/h").argv
+        assert f"--bind {workdir} {workdir} " not in " ".join(argv) + " "
+        assert argv[argv.index("--chdir") + 1] == "/h"

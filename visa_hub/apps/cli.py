@@ -376,6 +376,10 @@ def main(argv: list[str] | None = None) -> int:
             ValueError) as exc:
         print(f"visa-app: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # her home or the image storage: say which file, never a traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"visa-app: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

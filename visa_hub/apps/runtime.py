@@ -90,36 +90,51 @@ def _inside(path: str, parent: str) -> bool:
     return path == parent or path.startswith(parent.rstrip("/") + "/")
 
 
+# Mounted fresh in every container (not taken from the image).
+TAKEN = {"proc", "sys", "dev", "tmp"}
+# Like apptainer, the working directory is bound only when it is not a system directory.
+SYSTEM_DIRS = {"", "bin", "boot", "dev", "etc", "lib", "lib32", "lib64", "libx32", "opt", "proc", "root", "run",
+               "sbin", "sys", "usr", "var"}
+
+
+def _bindable_workdir(path: str) -> bool:
+    return path.startswith("/") and path.strip("/").split("/")[0] not in SYSTEM_DIRS
+
+
+def _underlay(root: Path, relative: str, targets: list[str]) -> list[str]:
+    """Lay the image's tree out read-only, the way apptainer's underlay does.
+
+    A directory holding a bind target that the image lacks becomes a fresh directory of the container's own
+    (tmpfs) root, with the image's entries bound into it one by one, so that the target can be created there.
+    """
+    argv: list[str] = []
+    for name in sorted(os.listdir(root / relative)):
+        inner = f"{relative}/{name}" if relative else name
+        if not relative and name in TAKEN:
+            continue
+        path = root / inner
+        if path.is_symlink():
+            argv += ["--symlink", os.readlink(path), f"/{inner}"]
+            continue
+        needs = [t for t in targets if t == inner or t.startswith(inner + "/")]
+        if needs and path.is_dir() and not all((root / t).exists() for t in needs):
+            argv += ["--dir", f"/{inner}", *_underlay(root, inner, needs)]
+        else:
+            argv += ["--ro-bind", str(path), f"/{inner}"]
+    return argv
+
+
 def bwrap_command(spec: LaunchSpec, root: Path, *, home: str, passwd: Path | None = None,
                   group: Path | None = None, bwrap: str = "bwrap", devices: tuple[str, ...] = ()) -> Command:
-    """The ``bwrap`` command line that runs ``spec`` in the image's file tree at ``root`` (mounted or unpacked).
-
-    Raises :class:`ValueError` for a bind target the read-only image cannot hold.
-    """
+    """The ``bwrap`` command line that runs ``spec`` in the image's file tree at ``root`` (mounted or unpacked)."""
     argv = [bwrap, "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
-    taken = {"proc", "sys", "dev", "tmp"}
-    entries = sorted(p.name for p in root.iterdir()) if root.is_dir() else []
     mounts = [Mount(home, home, True)]
-    if spec.workdir and not any(_inside(spec.workdir, p) for p in (home, "/tmp")):
-        mounts.append(Mount(spec.workdir, spec.workdir, True))
+    workdir = spec.workdir if spec.workdir and _bindable_workdir(spec.workdir) else None
+    if workdir and not any(_inside(workdir, p) for p in (home, "/tmp")):
+        mounts.append(Mount(workdir, workdir, True))
     mounts += list(spec.binds)
-    for mount in mounts:  # a target missing from the image needs a writable parent: an empty mount point is
-        top = mount.target.strip("/").split("/")[0]  # replaced by the fresh root's own directory (apptainer
-        path = root / top  # creates such targets the same way, in an underlay)
-        if top in entries and top not in taken and not (root / mount.target.lstrip("/")).exists():
-            if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
-                taken.add(top)
-            else:
-                raise ValueError(f"cannot bind {mount.source} to {mount.target}: {mount.target} does not exist in "
-                                 f"the image and the local runtime cannot create it inside the read-only /{top}")
-    for name in entries:
-        if name in taken:
-            continue
-        path = root / name
-        if path.is_symlink():
-            argv += ["--symlink", os.readlink(path), f"/{name}"]
-        else:
-            argv += ["--ro-bind", str(path), f"/{name}"]
+    targets = [m.target.strip("/") for m in mounts if not _inside(m.target, "/tmp")]
+    argv += _underlay(root, "", targets) if root.is_dir() else []
     argv += ["--proc", "/proc", "--dev", "/dev", "--ro-bind", "/sys", "/sys", "--bind", "/tmp", "/tmp"]
     for device in devices:  # GPU device nodes (apptainer --nv also brings the driver's libraries)
         argv += ["--dev-bind", device, device]
@@ -136,7 +151,7 @@ def bwrap_command(spec: LaunchSpec, root: Path, *, home: str, passwd: Path | Non
                    **dict(spec.env)}
     for key, value in sorted(environment.items()):
         argv += ["--setenv", key, value]
-    argv += ["--chdir", spec.workdir or home]
+    argv += ["--chdir", workdir or home]
     command = ["/.singularity.d/runscript", *spec.argv] if spec.runscript else list(spec.argv)
     if not command:
         raise ValueError("nothing to run: no command and no runscript")
