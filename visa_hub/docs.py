@@ -29,6 +29,7 @@ DOCUMENTED = [
     ("spawners.slurm_token:SlurmTokenHandover", ["spawners.slurm_token:SlurmTokenHandover"]),
     ("visa_hub.slurm.sync:SlurmSync", ["visa_hub.slurm.sync:SlurmSync"]),
     ("visa_hub.cli:SlurmSyncApp", ["visa_hub.cli:SlurmSyncApp"]),
+    ("visa_hub.apps.kernelspecs:AppKernelSpecManager", ["visa_hub.apps.kernelspecs:AppKernelSpecManager"]),
 ]
 
 

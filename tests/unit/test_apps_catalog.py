@@ -152,3 +152,10 @@ def test_apps_provenance_record_is_built_per_session(tmp_path):
     assert record["session"]["instance_image"] == "ess-analysis-2026.10"
     assert record["session"]["dask_profiles"] == ["standard"] and record["session"]["flavour"]["gpus"] == 1
     json.dumps(record)  # machine-readable as it is
+
+
+def test_apps_example_catalog_in_containers_is_valid():
+    example = Path(__file__).resolve().parents[2] / "containers" / "catalog.example.yaml"
+    catalog = load_site_catalog([example])
+    assert catalog.cycle("2026-II").pins["julia-fit"] == "1.0"
+    assert catalog.resolve("julia-fit").kernel.argv[0] == "julia"
