@@ -27,7 +27,6 @@ run_local() {  # run_local IMAGE OFFSET MODE(run|exec) ARGS...: squashfuse + bub
   mnt=$(mktemp -d "${TMPDIR:-/tmp}/visa-app.XXXXXX")
   squashfuse -o offset="$offset" "$image" "$mnt" || die "cannot mount $image"
   trap 'umount "$mnt" 2>/dev/null || fusermount3 -u "$mnt" 2>/dev/null || fusermount -u "$mnt"; rmdir "$mnt"' EXIT
-  set -- "$@"
   binds=""
   for entry in "$mnt"/* "$mnt"/.singularity.d; do
     name=${entry##*/}
