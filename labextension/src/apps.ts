@@ -48,7 +48,7 @@ const appIcon = new LabIcon({
 async function runInTerminal(app: JupyterFrontEnd, version: IAppVersion): Promise<void> {
   const session = await app.serviceManager.terminals.startNew();
   await app.commands.execute('terminal:open', { name: session.name });
-  session.send({ type: 'stdin', content: [`visa-app run ${version.ref}\r`] });
+  session.send({ type: 'stdin', content: [`${version.command_line}\r`] });
 }
 
 async function launch(app: JupyterFrontEnd, version: IAppVersion): Promise<void> {

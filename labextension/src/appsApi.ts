@@ -14,6 +14,8 @@ export interface IAppVersion {
   default: boolean;
   kernel_name: string | null;
   desktop_entry: string;
+  /** What a terminal runs to start it (an absolute command: login shells reset PATH). */
+  command_line: string;
 }
 
 export interface IAppsListing {

@@ -9,6 +9,7 @@ import subprocess
 import tarfile
 import time
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -85,6 +86,9 @@ def test_apps_user_provided_image_launches_and_is_marked(app_images_built, app_u
     assert "your image" in app_user.visa_app("list").stdout
     menu = app_user.visa_app("menu", "--openbox").stdout
     assert 'label="My tool 0.1 (your image)"' in menu and "run mytool@0.1" in menu
+    items = {item.get("label"): item.find("action/execute").text
+             for item in ElementTree.fromstring(menu).iter("item")}  # what openbox reads
+    assert items["My tool 0.1 (your image)"].endswith("visa_hub.apps.cli run mytool@0.1")
 
     ran = app_user.visa_app("run", "mytool", "hello", "from", "her", "image")
     assert ran.returncode == 0, ran.stderr

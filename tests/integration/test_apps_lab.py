@@ -121,3 +121,26 @@ def test_apps_desktop_entries_follow_the_catalog(app_images_built, instance):
     assert "Name=Reduce 2.0" in text and "run reduce@2.0" in text and "X-VisaHub-Section=Apps" in text
 
 
+
+
+def test_apps_command_line_of_a_card_runs_in_a_lab_terminal(instance):
+    """A command app's launcher card types the listing's command line into a Lab terminal (a login shell)."""
+    import websocket
+
+    server, user = instance
+    [reduce] = server.get("visa/api/apps").json()["apps"]
+    name = post(server, "api/terminals", {}).json()["name"]
+    ws = websocket.create_connection(server.ws_url(f"terminals/websocket/{name}"),
+                                     header=[f"Authorization: token {server.token}"], timeout=60)
+    try:
+        ws.send(json.dumps(["stdin", reduce["command_line"] + " version\r"]))
+        seen, deadline = "", time.monotonic() + 60
+        while "reduce 1.0.0 (image 1.0" not in seen and time.monotonic() < deadline:
+            message = json.loads(ws.recv())
+            if message[0] == "stdout":
+                seen += message[1]
+        assert "reduce 1.0.0 (image 1.0, app reduce@1.0)" in seen, seen[-2000:]
+    finally:
+        ws.close()
+        httpx.delete(server.url + f"api/terminals/{name}", headers={"Authorization": f"token {server.token}"},
+                     timeout=30)

@@ -20,7 +20,9 @@ import datetime as dt
 import hashlib
 import json
 import os
+import shlex
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +73,8 @@ class AppsState:
                 continue
             default = catalog.default_version(app, cycle)
             for version in app.versions:
-                apps.append({**version.to_dict(), "default": version is default,
+                command_line = " ".join(shlex.quote(a) for a in [*self_command(), "run", version.ref])
+                apps.append({**version.to_dict(), "default": version is default, "command_line": command_line,
                              "kernel_name": kernel_name(version) if version.kernel else None,
                              "desktop_entry": f"visa-app-{version.app}-{version.version}"
                                               f"{'-user' if version.user_provided else ''}"})
@@ -241,8 +244,17 @@ class ReproduceHandler(AppsHandler):
         self.answer({"record": record.get("id"), "kernels": kernels, "started": started}, 201)
 
 
+def put_visa_app_on_path(environ: dict[str, str] | Any = os.environ) -> None:
+    """Terminals, the desktop's menus and kernels started by this server find ``visa-app`` (after her own PATH)."""
+    bin_dir = str(Path(sys.executable).parent)
+    parts = [p for p in environ.get("PATH", os.defpath).split(os.pathsep) if p]
+    if bin_dir not in parts and (Path(bin_dir) / "visa-app").exists():
+        environ["PATH"] = os.pathsep.join([*parts, bin_dir])
+
+
 def setup_apps(serverapp: Any, environ: dict[str, str] | None = None) -> AppsState:
     """Register the app API, create this session's provenance record, start the background sync."""
+    put_visa_app_on_path()
     settings = AppSettings.from_environ(environ)
     state = AppsState(settings, Path(serverapp.root_dir).expanduser().resolve(), serverapp.log)
     if settings.session is not None:
