@@ -148,13 +148,13 @@ def stop(process: subprocess.Popen) -> None:
 INSTANCE_CONFIG = Path(__file__).resolve().parents[1] / "visa_hub" / "singleuser" / "jupyter_config"
 
 
-def start_instance_server(tmp: Path, user: AppUser) -> JupyterServer:
+def start_instance_server(tmp: Path, user: AppUser, args: tuple[str, ...] = ()) -> JupyterServer:
     """``jupyter server`` as an instance runs it: visa-hub's instance config, her session, the app catalog."""
     env = {"JUPYTER_CONFIG_PATH": str(INSTANCE_CONFIG), "HOME": str(user.home), "VISA_SESSION": user.session,
            "VISA_APPS_CATALOG": str(user.catalog), "VISA_APPS_RUNTIME": "local", "USER": "alice",
            "JUPYTERHUB_USER": "alice"}
     tmp.mkdir(parents=True, exist_ok=True)
-    return launch_jupyter_server(tmp, root=user.home, env=env).wait_until_up(60)
+    return launch_jupyter_server(tmp, root=user.home, env=env, args=args).wait_until_up(60)
 
 
 def post(server: JupyterServer, path: str, body: dict) -> httpx.Response:

@@ -13,6 +13,7 @@ import {
 import { ILauncher } from '@jupyterlab/launcher';
 import { LabIcon } from '@jupyterlab/ui-components';
 
+import { LAUNCHER_RANK, VISA_LAUNCHER_CATEGORY } from './launcher';
 import {
   downloadUrl,
   fetchApps,
@@ -25,8 +26,10 @@ import {
 } from './appsApi';
 
 const PLUGIN_ID = '@visa-hub/labextension:apps';
-/** The launcher section of visa-hub (shared with the desktop's applications). */
-export const LAUNCHER_CATEGORY = 'visa-hub';
+/** Starts a desktop application on the running desktop, opening the Desktop tab (see desktopPlugin.ts). */
+const DESKTOP_APP_COMMAND = 'visa-hub:open-desktop-application';
+/** App cards come after the Desktop, the Session and the desktop's own applications. */
+const APPS_RANK = LAUNCHER_RANK.applications + 50;
 const COMMANDS = {
   launch: 'visa-hub:apps-launch',
   bundle: 'visa-hub:apps-bundle',
@@ -56,15 +59,13 @@ async function launch(app: JupyterFrontEnd, version: IAppVersion): Promise<void>
     await runInTerminal(app, version);
     return;
   }
-  const started = await launchApp(version.ref);
-  Notification.success(
-    `${started?.label ?? version.label} is starting` +
-      (version.kind === 'desktop' ? ' on the Desktop.' : '.'),
-    { autoClose: 4000 }
-  );
-  if (version.kind === 'desktop' && app.commands.hasCommand('visa-hub:open-desktop')) {
-    await app.commands.execute('visa-hub:open-desktop');
+  if (version.kind === 'desktop' && app.commands.hasCommand(DESKTOP_APP_COMMAND)) {
+    // its desktop entry (written by the server) starts it on the desktop, whose tab opens
+    await app.commands.execute(DESKTOP_APP_COMMAND, { id: version.desktop_entry, name: version.label });
+    return;
   }
+  const started = await launchApp(version.ref);
+  Notification.success(`${started?.label ?? version.label} is starting.`, { autoClose: 4000 });
 }
 
 async function downloadBundle(listing: IAppsListing | null): Promise<void> {
@@ -211,8 +212,8 @@ async function activate(
             launcher.add({
               command: COMMANDS.launch,
               args: { ref: version.ref },
-              category: LAUNCHER_CATEGORY,
-              rank: 100 + rank
+              category: VISA_LAUNCHER_CATEGORY,
+              rank: APPS_RANK + rank
             })
           );
         });

@@ -144,3 +144,50 @@ def test_apps_command_line_of_a_card_runs_in_a_lab_terminal(instance):
         ws.close()
         httpx.delete(server.url + f"api/terminals/{name}", headers={"Authorization": f"token {server.token}"},
                      timeout=30)
+
+
+def test_apps_desktop_app_starts_on_the_desktop_from_its_menu_entry(app_images_built, app_user: AppUser,
+                                                                     tmp_path: Path):
+    """The desktop's menus list the app versions (section Apps); starting one runs it on the desktop's display.
+
+    Lab's launcher card of a desktop app starts it through the same desktop API.
+    """
+    import shutil as _shutil
+
+    import websocket
+    from conftest import missing_peer
+
+    if _shutil.which("Xvnc") is None:
+        missing_peer("Xvnc not installed (scripts/install-desktop.sh)")
+    viewer = app_images_built["viewer-1.0"]
+    publish(app_user.catalog, "viewer", {"apps": [{"name": "viewer", "title": "Viewer", "kind": "desktop",
+                                                   "versions": [version_entry(viewer)]}]})
+    runtime = tmp_path / "rt"
+    runtime.mkdir()
+    server = start_instance_server(tmp_path / "server", app_user, args=(f"--VisaDesktop.runtime_dir={runtime}",))
+    api = "visa/api/desktop/applications"
+    try:
+        def listed():
+            return next((a for a in server.get(api).json()["applications"] if a["id"] == "visa-app-viewer-1.0"),
+                        None)
+
+        entry = wait_until(listed, 15, "the viewer in the desktop's applications")
+        assert (entry["name"], entry["section"], entry["terminal"]) == ("Viewer 1.0", "Apps", False)
+        ws = websocket.create_connection(server.ws_url("visa-desktop/"), subprotocols=["binary"], timeout=30,
+                                         header=[f"Authorization: token {server.token}"])
+        try:
+            assert ws.recv()[:4] == b"RFB "
+            private = next(runtime.glob("visa-desktop-*"))
+            display = wait_until(lambda: (private / "display").exists() and (private / "display").read_text().strip(),
+                                 30, "the desktop's display")
+            started = post(server, api + "/visa-app-viewer-1.0", {})
+            assert started.status_code == 202, started.text
+            log = app_user.home / "viewer.log"
+            wait_until(lambda: log.exists() and log.read_text(), 60, "the viewer to start")
+            assert log.read_text() == f"viewer 1.0 on display {display} args \n"
+        finally:
+            ws.close()
+    finally:
+        server.stop()
+    [record] = app_user.records.glob("*.json")
+    assert [(a["app"], a["version"]) for a in json.loads(record.read_text())["apps"]] == [("viewer", "1.0")]
