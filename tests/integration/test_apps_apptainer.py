@@ -1,7 +1,8 @@
 """The same images and launch code with real apptainer (production's runtime).
 
 Apptainer is packaged neither for Debian 12 nor on PyPI, so these tests run wherever it is installed (marked
-``apptainer``) and are skipped, saying so, elsewhere; the local runtime's tests cover the same paths here.
+``apptainer``); elsewhere tests/conftest.py deselects them and says so in the run's header (a deselection, not a
+skip: nothing here pretends to have run). The local runtime's tests cover the same paths everywhere.
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.apptainer]
 @pytest.fixture
 def apptainer() -> str:
     path = shutil.which("apptainer")
-    if path is None:
-        pytest.skip("needs real apptainer (not packaged for Debian 12 nor PyPI): runs wherever it is installed")
+    assert path, "deselected by tests/conftest.py where apptainer is missing"
     return path
 
 
