@@ -45,6 +45,9 @@ class JupyterServer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 pytest.fail(f"jupyter server exited early:\n{self.log.read_text()}")
+            if not self._listening():  # the port may have been taken by someone else's server meanwhile
+                time.sleep(0.2)
+                continue
             try:
                 if self.get("api/status").status_code == 200:
                     return self
@@ -52,6 +55,13 @@ class JupyterServer:
                 pass
             time.sleep(0.2)
         pytest.fail(f"jupyter server not up after {timeout:g} s:\n{self.log.read_text()}")
+
+    def _listening(self) -> bool:
+        """Our process says it serves our URL (another program answering on a reused free port is not us)."""
+        try:
+            return f"{self.url.split('/user/')[0]}" in self.log.read_text(errors="replace")
+        except OSError:
+            return False
 
     def stop(self) -> None:
         self.process.terminate()
