@@ -261,7 +261,29 @@ class KeycloakAuthenticator(UserOfficeAuthorizationMixin, GenericOAuthenticator)
     # -- login ----------------------------------------------------------------------------------------
     async def authenticate(self, handler, data=None, **kwargs):
         await self.discover()
-        return await super().authenticate(handler, data, **kwargs)
+        model = await super().authenticate(handler, data, **kwargs)
+        if model:
+            await self.check_same_subject(handler, model)
+        return model
+
+    async def check_same_subject(self, handler, model: dict[str, Any]) -> None:
+        """Refuse a login whose hub user was created by another OIDC subject.
+
+        JupyterHub finds users by name; a Keycloak login name can be given to someone else (an account deleted
+        and re-created, a renamed person). The hub user keeps the subject of the person who created it, and a
+        different subject under the same name is refused instead of inheriting her instances and home.
+        """
+        user = handler.find_user(model["name"])
+        if user is None:
+            return
+        stored = await user.get_auth_state()
+        known = self._identity(stored)["subject"] if stored else None
+        presented = self._identity(model["auth_state"])["subject"]
+        if known and presented and known != presented:
+            self.log.warning("Login refused for %s: the hub user belongs to another identity (subject changed)",
+                             model["name"])
+            raise refusal(403, f"The login name {model['name']} belongs to another person on this service. "
+                               "Please contact user support: your account needs to be set up again.")
 
     async def update_auth_model(self, auth_model: dict[str, Any]) -> dict[str, Any]:
         """After OIDC succeeded: her experiments from the User Office, her roles from Keycloak."""

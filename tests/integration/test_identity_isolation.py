@@ -278,3 +278,33 @@ def assert_no_instance(hub, alice, response) -> None:
     wait_until(lambda: not alice.server_model().get("pending"), 30, "the refused spawn to settle")
     assert not alice.server_model().get("ready")
     assert processes_under(hub.data_dir) == [], "an instance process runs although the spawn was refused"
+
+
+def test_isolation_a_reused_login_name_does_not_inherit_the_hub_user(tmp_path):
+    """Keycloak gives the login name ``alice`` to another person (her account deleted and re-created for
+    someone else): the hub user alice, her instances and her home stay hers — the newcomer is refused."""
+    newcomer = KeycloakUser(username="alice", password="new-password", sub=SUB["bob"],
+                            email="bob.jones@example.org", first_name="Bob", last_name="Jones")
+    data = tmp_path / "data"
+    try:
+        with user_office() as uo:
+            with keycloak_realm(users=DEFAULT_USERS) as realm:
+                hub = keycloak_hub(data, realm, uo).start()
+                try:
+                    _, page = session(hub, "alice", "alice-password")
+                    assert page.url.path == "/hub/spawn", page.text[:800]
+                finally:
+                    hub.stop()
+            with keycloak_realm(users=(newcomer,)) as realm:
+                hub = keycloak_hub(data, realm, uo).start()
+                try:
+                    _, page = session(hub, "alice", "new-password")
+                    assert page.status_code == 403, (page.status_code, page.text[:800])
+                    assert "belongs to another person" in page.text
+                    assert "587412" not in page.text  # none of alice's experiments
+                    assert "Login refused for alice: the hub user belongs to another identity" in hub.log_text()
+                finally:
+                    hub.stop()
+                    hub.kill_instances()
+    except PeerError as exc:
+        missing_peer(str(exc))
