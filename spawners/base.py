@@ -20,8 +20,17 @@ from traitlets import default
 from traitlets.config import LoggingConfigurable
 
 import visa_hub
+from visa_hub.instances import LAST_STATE_KEY, STATE_KEY, instance_name, running_instances, taken_names
 from visa_hub.people import Person
-from visa_hub.policy import PolicyError, SessionPlan, SpawnRequest, plan_session, selectable_experiments
+from visa_hub.policy import (
+    PolicyError,
+    QuotaUsage,
+    SessionPlan,
+    SpawnRequest,
+    plan_session,
+    selectable_experiments,
+    upcoming_experiments,
+)
 from visa_hub.site import VisaSite
 
 from .progress import ProgressLog
@@ -70,6 +79,7 @@ class VisaSpawnerMixin(LoggingConfigurable):
 
     session_plan: SessionPlan | None = None
     _plan_summary: dict[str, Any] | None = None
+    _last_summary: dict[str, Any] | None = None  # the last session that started; kept when it stops
 
     @property
     def site(self) -> VisaSite:
@@ -97,7 +107,11 @@ class VisaSpawnerMixin(LoggingConfigurable):
         return lambda spawner: spawner.render_options_form()
 
     async def render_options_form(self) -> str:
-        """HTML of the spawn form: her experiments, the flavours and images each allows, her last choice."""
+        """HTML of the spawn form: her experiments, the flavours and images each allows, her last choice.
+
+        Also what her quota leaves, the experiments that open later, and per experiment the name a new instance
+        gets (the form's script sends a new instance to that name when she picks the experiment).
+        """
         person = await self.person()
         catalog, now = self.site.catalog, self.site.now()
         experiments = selectable_experiments(person, catalog, now, await self._site_experiments(person))
@@ -105,14 +119,23 @@ class VisaSpawnerMixin(LoggingConfigurable):
         choice = last.get("experiment")
         if choice not in {e.code for e in experiments}:
             choice = experiments[0].code if experiments else None
+        taken = taken_names(self.user)
+        running = running_instances(self.user, catalog)
         return _templates.get_template("spawn_form.html").render(
             person=person,
             experiments=experiments,
+            upcoming=upcoming_experiments(person, catalog, now),
             catalog=catalog,
             rules={e.code: catalog.instrument(e.instrument) for e in experiments},
             choice=choice,
             last=last,
             now=now,
+            usage=QuotaUsage.of(catalog.quota_for(person.is_staff), running),
+            running=running,
+            new_names={e.code: instance_name(e.code, taken) for e in experiments},
+            fresh_names=sorted(set(self.user.orm_spawners) - taken - {""}),
+            spawn_base=f"{self.hub.base_url}spawn/{self.user.escaped_name}/",
+            home_url=f"{self.hub.base_url}home",
         )
 
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:
@@ -128,11 +151,13 @@ class VisaSpawnerMixin(LoggingConfigurable):
     async def make_plan(self, user_options: dict[str, Any]) -> SessionPlan:
         """Check a request against the site rules; a refusal is an HTTP 400 with the policy's message."""
         person = await self.person()
+        site_experiments = await self._site_experiments(person)
+        catalog = self.site.catalog
+        # no await from here to the caller's use of the plan: two spawns at once cannot both take the last slot
+        running = running_instances(self.user, catalog, besides=self.name)
         try:
             request = SpawnRequest.from_options(user_options or {})
-            plan = plan_session(
-                person, request, self.site.catalog, self.site.now(), await self._site_experiments(person)
-            )
+            plan = plan_session(person, request, catalog, self.site.now(), site_experiments, running)
         except PolicyError as exc:
             self.log.info("Spawn of %s refused by policy: %s", self._log_name, exc.message)
             raise policy_refusal(exc) from None
@@ -147,6 +172,7 @@ class VisaSpawnerMixin(LoggingConfigurable):
     def _apply_user_options_default(self):
         async def apply(spawner, user_options):
             spawner.session_plan = await spawner.make_plan(user_options)
+            spawner._plan_summary = spawner.session_plan.summary()  # counts against her quota from now on
 
         return apply
 
@@ -156,7 +182,7 @@ class VisaSpawnerMixin(LoggingConfigurable):
         # normally planned by apply_user_options for this spawn; plan here if an operator replaced that hook
         plan = self.session_plan or await self.make_plan(self.user_options)
         self.session_plan = plan
-        self._plan_summary = plan.summary()
+        self._plan_summary = self._last_summary = plan.summary()
         self.cpu_limit = float(plan.flavour.cpus)
         self.mem_limit = int(plan.flavour.memory_gb * 1024**3)
         self.progress_log.emit(
@@ -184,14 +210,18 @@ class VisaSpawnerMixin(LoggingConfigurable):
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()
         if self._plan_summary:
-            state["visa_session"] = self._plan_summary
+            state[STATE_KEY] = self._plan_summary
+        if self._last_summary:
+            state[LAST_STATE_KEY] = self._last_summary
         return state
 
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
-        self._plan_summary = state.get("visa_session")
+        self._plan_summary = state.get(STATE_KEY)
+        self._last_summary = state.get(LAST_STATE_KEY, self._last_summary)
 
     def clear_state(self) -> None:
+        """Forget the running session (the last one stays, so the stopped instance keeps its card)."""
         super().clear_state()
         self.session_plan = None
         self._plan_summary = None

@@ -1,9 +1,10 @@
-"""Local backend: one JupyterLab process per user on this machine (the embedded demo and development).
+"""Local backend: one JupyterLab process per instance on this machine (the embedded demo and development).
 
 Built on JupyterHub's :class:`~jupyterhub.spawner.SimpleLocalProcessSpawner` (processes run as the hub's
-user; no isolation between users — for demos and development only). Each user has a persistent home under
-``data_dir/homes/<user>`` that survives stop/start; process ids live in spawner state, so a restarted hub
-re-attaches to running instances.
+user; no isolation between users — for demos and development only). Each user has one persistent home under
+``data_dir/homes/<user>`` that survives stop/start and that all her instances share; each instance (a named
+server) has its own process, whose id lives in its spawner state, so a restarted hub re-attaches to every
+running instance, and its own Dask configuration directory in that home.
 """
 
 from __future__ import annotations
@@ -31,6 +32,12 @@ class LocalSpawner(VisaSpawnerMixin, ThisMachineSingleuser, SimpleLocalProcessSp
         # escaped: a username can never name a path outside the homes directory
         safe_name = url_escape_path(self.user.name).replace("/", "%2F")
         return str((Path(self.data_dir) / "homes" / safe_name).resolve())
+
+    def get_env(self) -> dict[str, str]:
+        env = super().get_env()
+        # her instances share the home: each gets its own Dask configuration (its experiment is the account)
+        env["DASK_CONFIG"] = str(Path(self.home_dir) / ".config" / "dask" / "instances" / (self.name or "default"))
+        return env
 
     async def start(self):
         plan = await self.prepare_session()

@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+from visa_hub.instances import start_step
+
 
 class ProgressLog:
     """An append-only list of progress events that any number of readers can follow."""
@@ -15,7 +17,8 @@ class ProgressLog:
         self._changed = asyncio.Event()
 
     def emit(self, progress: int, message: str, **extra: Any) -> None:
-        self.events.append({"progress": progress, "message": message, **extra})
+        """Record an event; it carries the named step its progress belongs to (``visa_hub.instances.START_STEPS``)."""
+        self.events.append({"progress": progress, "message": message, "step": start_step(progress).key, **extra})
         self._changed.set()
         self._changed = asyncio.Event()
 

@@ -62,6 +62,21 @@ def processes_under(directory: Path) -> list[int]:
     return pids
 
 
+def process_environ(pid: int) -> dict[str, str]:
+    """A process's environment ({} if it is gone or not ours to read)."""
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
+
+
+def instance_processes(directory: Path, server_name: str) -> list[int]:
+    """Pids of the instance (JupyterHub server name ``server_name``, "" = default) running under ``directory``."""
+    return [pid for pid in processes_under(directory)
+            if process_environ(pid).get("JUPYTERHUB_SERVER_NAME") == server_name]
+
+
 @dataclass
 class HubProcess:
     """``jupyterhub -f jupyterhub_config.py`` with its own ports and data directory."""

@@ -15,7 +15,8 @@ from typing import Any
 from .sitedata import Node, SiteDataError, load_yaml
 
 __all__ = [
-    "AccessWindow", "Catalog", "DaskProfile", "Flavour", "Image", "InstrumentRule", "SiteDataError", "load_catalog",
+    "AccessWindow", "Catalog", "DaskProfile", "Flavour", "Image", "InstrumentRule", "Quota", "SiteDataError",
+    "load_catalog",
 ]
 
 
@@ -105,6 +106,38 @@ class AccessWindow:
 
 
 @dataclass(frozen=True)
+class Quota:
+    """How much one person may run at the same time, over all her running instances (``None``: no limit).
+
+    ``name`` is the quota's key in the catalog (``users`` or ``staff``), so that a refusal can name it.
+    """
+
+    name: str
+    instances: int | None = None
+    cpus: int | None = None
+    memory_gb: float | None = None
+    gpus: int | None = None
+
+    @property
+    def label(self) -> str:
+        """E.g. ``2 instances, 24 CPUs, 96 GB, 1 GPU`` (only the limits that are set)."""
+        parts = []
+        if self.instances is not None:
+            parts.append(_count(self.instances, "instance"))
+        if self.cpus is not None:
+            parts.append(_count(self.cpus, "CPU"))
+        if self.memory_gb is not None:
+            parts.append(f"{self.memory_gb:g} GB")
+        if self.gpus is not None:
+            parts.append(_count(self.gpus, "GPU"))
+        return ", ".join(parts) or "no limit"
+
+
+def _count(number: float, noun: str) -> str:
+    return f"{number:g} {noun}{'' if number == 1 else 's'}"
+
+
+@dataclass(frozen=True)
 class Catalog:
     """A whole site: validated and cross-checked."""
 
@@ -116,6 +149,12 @@ class Catalog:
     access: AccessWindow
     source: str = "<memory>"
     dask_profiles: tuple[DaskProfile, ...] = ()
+    user_quota: Quota = Quota("users")  # no limits unless the catalog sets them
+    staff_quota: Quota = Quota("staff")
+
+    def quota_for(self, is_staff: bool) -> Quota:
+        """The quota that applies to a person: staff have their own."""
+        return self.staff_quota if is_staff else self.user_quota
 
     def flavour(self, name: str) -> Flavour | None:
         return next((f for f in self.flavours if f.name == name), None)
@@ -273,9 +312,53 @@ def _instrument(node: Node, flavours: set[str], images: set[str], profiles: set[
     )
 
 
+_QUOTA_KEYS = {"instances", "cpus", "memory_gb", "gpus"}
+
+
+def _quota(node: Node, name: str, fallback: Quota | None = None) -> Quota:
+    """One entry of ``quotas:``; a missing entry is ``fallback`` renamed (staff without their own: the users')."""
+    if node.value is None:
+        return Quota(name, **{k: getattr(fallback, k) for k in _QUOTA_KEYS}) if fallback else Quota(name)
+    keys = node.mapping(allowed=_QUOTA_KEYS)
+    return Quota(
+        name=name,
+        instances=keys["instances"].number(minimum=1, integer=True) if "instances" in keys else None,
+        cpus=keys["cpus"].number(minimum=1, integer=True) if "cpus" in keys else None,
+        memory_gb=float(keys["memory_gb"].number(minimum=0, strict_min=True)) if "memory_gb" in keys else None,
+        gpus=keys["gpus"].number(minimum=0, integer=True) if "gpus" in keys else None,
+    )
+
+
+def _check_quota_fits(node: Node, quota: Quota, instruments: list[InstrumentRule], flavours: list[Flavour]) -> None:
+    """A quota smaller than every flavour of an instrument would lock its experiments out: say so on load."""
+    by_name = {f.name: f for f in flavours}
+    for rule in instruments:
+        allowed = [by_name[name] for name in rule.flavours]
+        for key, unit in (("cpus", "CPUs"), ("memory_gb", "GB"), ("gpus", "GPUs")):
+            limit = getattr(quota, key)
+            smallest = min(allowed, key=lambda f, key=key: getattr(f, key))
+            if limit is not None and getattr(smallest, key) > limit:
+                raise node.key(key).error(
+                    f"{limit:g} {unit} is less than {rule.name}'s smallest flavour ({smallest.label}): "
+                    f"nobody under this quota could start a {rule.name} instance"
+                )
+
+
+def _quotas(root: Node, instruments: list[InstrumentRule], flavours: list[Flavour]) -> tuple[Quota, Quota]:
+    node = root.key("quotas", {})
+    node.mapping(allowed={"users", "staff"})
+    users = _quota(node.key("users", None), "users")
+    staff = _quota(node.key("staff", None), "staff", fallback=users)
+    for name, quota in (("users", users), ("staff", staff)):
+        if node.value.get(name) is not None:
+            _check_quota_fits(node.key(name), quota, instruments, flavours)
+    return users, staff
+
+
 def parse_catalog(root: Node) -> Catalog:
     """Validate a parsed catalog document (see :func:`load_catalog`)."""
-    root.mapping(allowed={"site", "access", "flavours", "images", "default_image", "instruments", "dask_profiles"})
+    root.mapping(allowed={"site", "access", "flavours", "images", "default_image", "instruments", "dask_profiles",
+                          "quotas"})
 
     flavour_nodes = list(root.key("flavours").items())
     if not flavour_nodes:
@@ -311,6 +394,7 @@ def parse_catalog(root: Node) -> Catalog:
         days_before_start=access_node.key("days_before_start", 30).number(minimum=0, integer=True),
         days_after_end=access_node.key("days_after_end", 365).number(minimum=0, integer=True),
     )
+    user_quota, staff_quota = _quotas(root, instruments, flavours)
     return Catalog(
         site_name=root.key("site", "visa-hub").text(),
         flavours=tuple(flavours),
@@ -320,6 +404,8 @@ def parse_catalog(root: Node) -> Catalog:
         access=access,
         source=root.source,
         dask_profiles=tuple(dask_profiles),
+        user_quota=user_quota,
+        staff_quota=staff_quota,
     )
 
 

@@ -22,7 +22,9 @@ Environment variables (all optional; the defaults give the demo on http://127.0.
 ``VISA_AUTHENTICATOR``      authenticator entry point (``visa-demo``)
 ``VISA_SPAWNER``            spawner entry point (``visa-local``)
 ``VISA_DEMO_PASSWORD``      the demo's shared password (``visa-demo``)
-``VISA_KEEP_SERVERS``       ``1`` (default): instances keep running when the hub stops and are re-attached
+``VISA_KEEP_SERVERS``       ``1`` (default, for production): instances keep running when the hub stops and are
+                            re-attached when it starts again; ``0``: stopping the hub stops them (``scripts/demo.sh``
+                            sets ``0`` unless told otherwise, so Ctrl-C on the demo leaves nothing running)
 ``VISA_KEYCLOAK_*``         for ``VISA_AUTHENTICATOR=visa-keycloak``: ``VISA_KEYCLOAK_REALM_URL`` (e.g.
                             ``https://keycloak.ess.eu/realms/ess``), ``VISA_KEYCLOAK_CLIENT_ID`` (``visa-hub``),
                             ``VISA_KEYCLOAK_CLIENT_SECRET``
@@ -96,8 +98,7 @@ def configure(c: Any, env: Mapping[str, str] | None = None) -> Path:
 
     c.JupyterHub.authenticator_class = env.get("VISA_AUTHENTICATOR", "visa-demo")
     c.JupyterHub.spawner_class = env.get("VISA_SPAWNER", "visa-local")
-    c.JupyterHub.template_paths = [str(Path(__file__).parent / "templates")]
-    c.JupyterHub.template_vars = {"announcement_login": "visa-hub — ESS data analysis"}
+    _configure_web(c)
 
     configure_site(c, env)
     c.DemoAuthenticator.user_password = env.get("VISA_DEMO_PASSWORD", "visa-demo")
@@ -140,6 +141,15 @@ def configure_site(c: Any, env: Mapping[str, str] | None = None) -> None:
     if env.get("VISA_USER_OFFICE_FILE"):
         c.FileUserOffice.path = env["VISA_USER_OFFICE_FILE"]
     _configure_production_identity(c, env)
+
+
+def _configure_web(c: Any) -> None:
+    """visa-hub's pages: its look (templates, logo, colours) and the instance dashboard on named servers."""
+    from .dashboard import configure_dashboard
+    from .look import configure_look
+
+    configure_look(c)
+    configure_dashboard(c)
 
 
 def _configure_production_identity(c: Any, env: Mapping[str, str]) -> None:

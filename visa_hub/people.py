@@ -21,7 +21,10 @@ SITE_ROLES = (STAFF, SUPPORT, ADMIN)
 
 @dataclass(frozen=True)
 class Experiment:
-    """A User Office proposal scheduled on an instrument, and this person's role in it."""
+    """A User Office proposal scheduled on an instrument, and this person's role in it.
+
+    ``role`` is ``None`` where she has none: staff see every experiment of the site, members of few.
+    """
 
     code: str
     title: str
@@ -30,7 +33,7 @@ class Experiment:
     ends_at: dt.datetime
     proposal_pk: int | None = None
     local_contact: str | None = None
-    role: str = CO_PROPOSER
+    role: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -54,7 +57,7 @@ class Experiment:
             ends_at=dt.datetime.fromisoformat(data["ends_at"]),
             proposal_pk=data.get("proposal_pk"),
             local_contact=data.get("local_contact"),
-            role=data.get("role", CO_PROPOSER),
+            role=data.get("role") or None,
         )
 
 

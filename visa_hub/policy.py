@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .catalog import Catalog, DaskProfile, Flavour, Image, InstrumentRule
+from .catalog import Catalog, DaskProfile, Flavour, Image, InstrumentRule, Quota
 from .people import Experiment, Person
 
 
@@ -101,6 +101,81 @@ class SessionPlan:
         }
 
 
+@dataclass(frozen=True)
+class RunningInstance:
+    """One of a person's instances that is running or starting: what it counts against her quota."""
+
+    name: str  # the instance's name (its JupyterHub server name; "" for the default one)
+    experiment: str = ""
+    cpus: int = 0
+    memory_gb: float = 0.0
+    gpus: int = 0
+
+    @classmethod
+    def of_flavour(cls, name: str, experiment: str, flavour: Flavour | None) -> RunningInstance:
+        if flavour is None:
+            return cls(name, experiment)
+        return cls(name, experiment, flavour.cpus, flavour.memory_gb, flavour.gpus)
+
+
+@dataclass(frozen=True)
+class QuotaUsage:
+    """What a person's running instances use of her quota."""
+
+    quota: Quota
+    instances: int
+    cpus: int
+    memory_gb: float
+    gpus: int
+
+    @classmethod
+    def of(cls, quota: Quota, running: Sequence[RunningInstance]) -> QuotaUsage:
+        return cls(quota, len(running), sum(r.cpus for r in running), sum(r.memory_gb for r in running),
+                   sum(r.gpus for r in running))
+
+    @property
+    def full(self) -> bool:
+        """No further instance fits (the instance count is reached)."""
+        return self.quota.instances is not None and self.instances >= self.quota.instances
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able, for the dashboard: used and limit (``None``: no limit) per resource."""
+        return {
+            "name": self.quota.name,
+            "label": self.quota.label,
+            "full": self.full,
+            "used": {"instances": self.instances, "cpus": self.cpus, "memory_gb": self.memory_gb, "gpus": self.gpus},
+            "limits": {"instances": self.quota.instances, "cpus": self.quota.cpus,
+                       "memory_gb": self.quota.memory_gb, "gpus": self.quota.gpus},
+        }
+
+
+def check_quota(quota: Quota, flavour: Flavour, running: Sequence[RunningInstance]) -> None:
+    """Refuse a new instance of ``flavour`` that would take the person over her quota, naming the quota."""
+    names = ", ".join(r.name or "default" for r in running)
+    which = f'your quota ("{quota.name}" in the site catalog)'
+    if quota.instances is not None and len(running) >= quota.instances:
+        raise PolicyError(
+            f"You already have {len(running)} instance{'s' if len(running) != 1 else ''} running ({names}), and "
+            f"{which} allows {quota.instances} at a time. Stop one on your dashboard, then start this one.",
+            field="quota",
+        )
+    usage = QuotaUsage.of(quota, running)
+    for key, unit, used, needed in (
+        ("cpus", "CPUs", usage.cpus, flavour.cpus),
+        ("memory_gb", "GB of memory", usage.memory_gb, flavour.memory_gb),
+        ("gpus", "GPUs", usage.gpus, flavour.gpus),
+    ):
+        limit = getattr(quota, key)
+        if limit is not None and needed and used + needed > limit:
+            raise PolicyError(
+                f"A {flavour.name} instance needs {needed:g} {unit}; with your running instances ({names}: "
+                f"{used:g}) that makes {used + needed:g}, more than {which} allows: {limit:g} {unit}. "
+                "Choose a smaller flavour or stop an instance on your dashboard.",
+                field="flavour",
+            )
+
+
 def access_window(experiment: Experiment, catalog: Catalog) -> tuple[dt.datetime, dt.datetime]:
     """When members may use an experiment: [start - days_before_start, end + days_after_end]."""
     return (
@@ -130,6 +205,14 @@ def selectable_experiments(
         if catalog.instrument(e.instrument) and (person.is_staff or is_open(e, catalog, now))
     ]
     return sorted(chosen, key=lambda e: _relevance(e, now))
+
+
+def upcoming_experiments(person: Person, catalog: Catalog, now: dt.datetime) -> list[tuple[Experiment, dt.datetime]]:
+    """Her experiments (on configured instruments) that open for analysis later, with when, soonest first."""
+    if person.is_staff:
+        return []  # staff may use any experiment at any time
+    later = [(e, access_window(e, catalog)[0]) for e in person.experiments if catalog.instrument(e.instrument)]
+    return sorted(((e, opens) for e, opens in later if opens > now), key=lambda item: (item[1], item[0].code))
 
 
 def _relevance(experiment: Experiment, now: dt.datetime) -> tuple[int, float, str]:
@@ -204,8 +287,12 @@ def plan_session(
     catalog: Catalog,
     now: dt.datetime,
     site_experiments: Sequence[Experiment] = (),
+    running: Sequence[RunningInstance] = (),
 ) -> SessionPlan:
-    """Apply the site's rules to a spawn request; the plan or a :class:`PolicyError`."""
+    """Apply the site's rules to a spawn request; the plan or a :class:`PolicyError`.
+
+    ``running`` are the person's other instances (running or starting): with this one they must fit her quota.
+    """
     experiment = _choose_experiment(person, request.experiment, catalog, now, site_experiments)
     rule = catalog.instrument(experiment.instrument)
     if rule is None:
@@ -223,6 +310,7 @@ def plan_session(
         )
     flavour = catalog.flavour(flavour_name)
     assert flavour is not None  # the catalog cross-checks instrument flavours on load
+    check_quota(catalog.quota_for(person.is_staff), flavour, running)
 
     image_name = request.image or (catalog.default_image if catalog.default_image in rule.images else rule.images[0])
     if image_name not in rule.images:
