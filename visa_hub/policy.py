@@ -162,18 +162,23 @@ def check_quota(quota: Quota, flavour: Flavour, running: Sequence[RunningInstanc
         )
     usage = QuotaUsage.of(quota, running)
     for key, unit, used, needed in (
-        ("cpus", "CPUs", usage.cpus, flavour.cpus),
+        ("cpus", "CPU", usage.cpus, flavour.cpus),
         ("memory_gb", "GB of memory", usage.memory_gb, flavour.memory_gb),
-        ("gpus", "GPUs", usage.gpus, flavour.gpus),
+        ("gpus", "GPU", usage.gpus, flavour.gpus),
     ):
         limit = getattr(quota, key)
         if limit is not None and needed and used + needed > limit:
             raise PolicyError(
-                f"A {flavour.name} instance needs {needed:g} {unit}; with your running instances ({names}: "
-                f"{used:g}) that makes {used + needed:g}, more than {which} allows: {limit:g} {unit}. "
+                f"A {flavour.name} instance needs {_amount(needed, unit)}; with your running instances ({names}: "
+                f"{used:g}) that makes {used + needed:g}, more than {which} allows: {_amount(limit, unit)}. "
                 "Choose a smaller flavour or stop an instance on your dashboard.",
                 field="flavour",
             )
+
+
+def _amount(number: float, unit: str) -> str:
+    plural = "s" if number != 1 and unit in ("CPU", "GPU") else ""
+    return f"{number:g} {unit}{plural}"
 
 
 def access_window(experiment: Experiment, catalog: Catalog) -> tuple[dt.datetime, dt.datetime]:

@@ -6,37 +6,40 @@ import re
 
 import pytest
 
+from hubpages import log_in, open_new_instance_form
+
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 
 def test_login_pick_experiment_and_lab_loads(start_hub, page, tmp_path):
     hub = start_hub()
-    page.goto(f"{hub.url}/hub/login")
-    page.fill("#username_input", "alice")
-    page.fill("#password_input", "visa-demo")
-    page.click("#login_submit")
+    log_in(page, hub, "alice")
 
-    # the spawn form lists her experiments, the running one first chosen
-    page.wait_for_selector("#visa-spawn-form")
+    # "New instance" on her dashboard: the spawn form lists her experiments, the running one first chosen
+    open_new_instance_form(page, hub)
     assert page.inner_text("h1") == "Start an instance"
     loki = page.locator("input[name=experiment][value='LOKI-2026-042']")
     odin = page.locator("input[name=experiment][value='ODIN-2026-007']")
     assert loki.is_checked()
+    assert page.input_value("#flavour") == "medium"  # LoKI's default flavour, not the catalog's first
     # choosing ODIN offers ODIN's flavours only, and its lifetime limit
     odin.check()
     assert page.locator("#flavour option[value='gpu-large']").is_enabled()
     assert page.locator("#flavour option[value='small']").is_disabled()
     assert page.input_value("#flavour") == "large"
     assert "At most 72 hours for ODIN" in page.inner_text("#lifetime-help")
-    # back to LoKI: the GPU flavour is not offered there
+    page.select_option("#flavour", "gpu-large")
+    # back to LoKI: the GPU flavour is not offered there, and the form says what it changed
     loki.check()
     assert page.locator("#flavour option[value='gpu-large']").is_disabled()
+    assert page.input_value("#flavour") == "medium"
+    assert "LoKI does not offer the flavour gpu-large" in page.inner_text("#visa-form-notice")
     page.select_option("#flavour", "small")
     page.screenshot(path=str(tmp_path / "spawn-form.png"))
     page.click("#spawn_form button[type=submit], #spawn_form input[type=submit]")
 
-    # progress page, then JupyterLab itself (its shell and launcher render)
-    page.wait_for_url(re.compile(r".*/user/alice/lab.*"), timeout=90_000)
+    # progress page, then JupyterLab itself (its shell and launcher render), in an instance named after LOKI
+    page.wait_for_url(re.compile(r".*/user/alice/loki-2026-042/lab.*"), timeout=90_000)
     page.wait_for_selector("#jp-main-dock-panel", timeout=60_000)
     page.wait_for_selector(".jp-Launcher", timeout=60_000)
     assert "JupyterLab" in page.title()

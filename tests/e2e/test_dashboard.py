@@ -169,7 +169,7 @@ def _walk_through(hub, context, page) -> None:
         assert "ESS analysis (scipp, mantid, 2026.10)" in text
         assert "alice (owner)" in text
         assert TIME_LEFT.match(item.locator(".visa-time-left").inner_text()), text
-    assert "2 of 2 instances · 20 of 24 CPUs · 80 of 96 GB" in dashboard.inner_text("#visa-quota-line")
+    assert "2 of 2 instances · 20 of 32 CPUs · 80 of 192 GB" in dashboard.inner_text("#visa-quota-line")
     save_screenshot(dashboard, "dashboard")
     assert_accessible(dashboard, "dashboard with two instances")
 

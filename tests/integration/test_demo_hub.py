@@ -54,8 +54,9 @@ def test_spawn_lab_stop_and_find_files_again(database, start_hub, session_factor
     hub = start_hub(**env)
     alice = session_factory(hub, "alice")
 
-    form = alice.login()
-    assert form.url.path == "/hub/spawn", form.text[:500]
+    home = alice.login()
+    assert home.url.path == "/hub/home", home.text[:500]  # her instance dashboard
+    form = alice.spawn_form()
     offered = re.findall(r'name="experiment"[^>]*value="([^"]+)"', form.text)
     assert offered == ["LOKI-2026-042", "ODIN-2026-007"]  # running first; not BIFROST (opens later)
 
@@ -72,7 +73,9 @@ def test_spawn_lab_stop_and_find_files_again(database, start_hub, session_factor
     assert lab.url.path == "/user/alice/lab"
     assert alice.put_file("results.txt", "reduced data from the first instance").status_code == 201
     # Dask in this instance defaults to the experiment's profile, accounted to the experiment
-    dask_config = yaml.safe_load((hub.data_dir / "homes/alice/.config/dask/visa-hub.yaml").read_text())
+    # (each instance has its own Dask configuration directory: her instances share the home)
+    dask_config = yaml.safe_load(
+        (hub.data_dir / "homes/alice/.config/dask/instances/default/visa-hub.yaml").read_text())
     assert dask_config["jobqueue"]["slurm"]["account"] == "LOKI-2026-042"
     assert dask_config["labextension"]["factory"]["class"] == "SessionCluster"
     clusters = alice.http.get("/user/alice/dask/clusters", headers=alice._server_xsrf())
@@ -161,9 +164,15 @@ def test_groups_admin_and_staff_view(start_hub, session_factory):
     assert olga.http.get("/hub/api/users/olga", headers=olga._hub_xsrf()).json()["admin"] is True
 
     carl = session_factory(hub, "carl")  # staff: may pick any experiment, even one that ended
-    form = carl.login()
+    carl.login()
+    form = carl.spawn_form()
     offered = set(re.findall(r'name="experiment"[^>]*value="([^"]+)"', form.text))
     assert offered == {"LOKI-2026-042", "ODIN-2026-007", "BIFROST-2026-013", "DREAM-2023-101"}
+    # a role only where he has one: local contact of LOKI, nothing on BIFROST (not "co proposer")
+    labels = dict(re.findall(r'value="([^"]+)"[^>]*>\s*<label.*?<small class="visa-muted">(.*?)</small>', form.text,
+                             re.S))
+    assert "local contact" in labels["LOKI-2026-042"]
+    assert "proposer" not in labels["BIFROST-2026-013"] and "investigator" not in labels["BIFROST-2026-013"]
 
 
 def test_restarted_hub_reattaches_running_instances(start_hub, session_factory):
