@@ -1,9 +1,6 @@
-"""Browser-test helpers anyone can reuse: screenshots into build/screenshots/, and axe-core accessibility checks.
+"""Accessibility checks for browser tests: axe-core (npm ``axe-core``, installed by ``npm install``) in the page.
 
-- :func:`save_screenshot` keeps a page's picture under ``build/screenshots/<name>.png`` (git-ignored), so that
-  whoever runs the suite can look at what a user saw.
-- :func:`axe_violations` runs axe-core (npm ``axe-core``, installed by ``npm install``) inside the page and
-  returns the violations at the given impact levels, described for an assertion message.
+Screenshots for people to look at: :func:`screenshots.save_screenshot` (``build/screenshots/``).
 """
 
 from __future__ import annotations
@@ -11,16 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SCREENSHOTS = REPO / "build" / "screenshots"
 AXE = REPO / "node_modules" / "axe-core" / "axe.min.js"
-
-
-def save_screenshot(page, name: str, full_page: bool = True) -> Path:
-    """Save what the page shows as ``build/screenshots/<name>.png``; its path."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=full_page)
-    return path
 
 
 def axe_violations(page, impacts: tuple[str, ...] = ("serious", "critical")) -> list[str]:

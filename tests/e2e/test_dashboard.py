@@ -19,7 +19,8 @@ import pytest
 
 from hubpages import log_in, open_new_instance_form
 from hubtest import instance_processes, wait_until
-from pagecheck import axe_violations, save_screenshot
+from pagecheck import axe_violations
+from screenshots import save_screenshot
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -133,7 +134,7 @@ def _walk_through(hub, context, page) -> None:
     page.wait_for_url(LAB, timeout=90_000)
     page.wait_for_selector(".jp-Launcher", timeout=60_000)
     assert LAB.match(page.url)["name"] == "loki-2026-042"
-    save_screenshot(page, "lab", full_page=False)
+    save_screenshot(page, "lab")
 
     # -- a second tab holds the dashboard while ODIN starts: each card its own state, progress and time left
     dashboard = context.new_page()
@@ -244,4 +245,4 @@ def _walk_through(hub, context, page) -> None:
         card(dashboard, "loki-2026-042").get_by_role("link", name="Open Desktop").click()
     assert "/user/alice/loki-2026-042/lab" in dashboard.url and "visa-open=desktop" in dashboard.url, dashboard.url
     dashboard.wait_for_selector(".visa-desktop[data-state=connected]", timeout=60_000)
-    save_screenshot(dashboard, "desktop", full_page=False)
+    save_screenshot(dashboard, "desktop")
