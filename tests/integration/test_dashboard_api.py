@@ -2,7 +2,8 @@
 
 alice runs two named instances (LOKI and ODIN): each has its own process, Dask configuration and session;
 a third is refused with her quota named; both survive a hub restart (re-attached); a stopped one keeps its card
-and starts again with the same settings. bob, another user, cannot read her instances (404, as JupyterHub answers); olga, an admin, can.
+and starts again with the same settings. bob, another user, cannot read her instances (404, as JupyterHub
+answers); olga, an admin, can.
 """
 
 from __future__ import annotations
