@@ -17,6 +17,7 @@ START, END = "<!-- config-reference:start -->", "<!-- config-reference:end -->"
 # (import path, the classes whose own traits are documented under it)
 DOCUMENTED = [
     ("visa_hub.site:VisaSite", ["visa_hub.site:VisaSite"]),
+    ("visa_hub.look.theme:VisaTheme", ["visa_hub.look.theme:VisaTheme"]),
     ("visa_hub.useroffice.file:FileUserOffice", ["visa_hub.useroffice.file:FileUserOffice"]),
     ("visa_hub.useroffice.graphql:GraphQLUserOffice", ["visa_hub.useroffice.graphql:GraphQLUserOffice"]),
     ("visa_hub.useroffice.events:UserOfficeEvents", ["visa_hub.useroffice.events:UserOfficeEvents"]),

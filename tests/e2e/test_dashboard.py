@@ -232,6 +232,18 @@ def _walk_through(hub, context, page) -> None:
     assert "1 of 2 instances" in dashboard.inner_text("#visa-quota-line")
     save_screenshot(dashboard, "dashboard-stopped")
 
+    # -- bob, in his own browser, sees his dashboard: none of alice's instances, and hers is not his to open
+    bob_context = context.browser.new_context(viewport={"width": 1280, "height": 900}, reduced_motion="reduce")
+    try:
+        bob = bob_context.new_page()
+        log_in(bob, hub, "bob")
+        bob.wait_for_selector("#visa-empty:not([hidden])")
+        assert bob.locator("li.visa-card").count() == 0
+        assert "ODIN" not in bob.inner_text("#visa-dashboard")  # not his experiment
+        assert bob.goto(f"{hub.url}/user/alice/loki-2026-042/lab").status == 403
+    finally:
+        bob_context.close()
+
     # -- an error page speaks of instances
     response = page.goto(f"{hub.url}/hub/spawn-pending/alice/no-such-instance")
     assert response.status == 404

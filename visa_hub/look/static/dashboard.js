@@ -290,7 +290,7 @@
       if (!seen.has(item.dataset.server)) item.remove();
     }
     const busy = data.instances.some((i) => i.state === "starting" || i.state === "stopping");
-    schedule(busy ? 2000 : 15000);
+    schedule(busy ? 2000 : 10000);
   }
 
   function schedule(ms) {
