@@ -143,15 +143,6 @@ def configure_site(c: Any, env: Mapping[str, str] | None = None) -> None:
     _configure_production_identity(c, env)
 
 
-def _configure_web(c: Any) -> None:
-    """visa-hub's pages: its look (templates, logo, colours) and the instance dashboard on named servers."""
-    from .dashboard import configure_dashboard
-    from .look import configure_look
-
-    configure_look(c)
-    configure_dashboard(c)
-
-
 def _configure_production_identity(c: Any, env: Mapping[str, str]) -> None:
     """Keycloak and the User Office's GraphQL API, when their environment variables are set."""
     if env.get("VISA_KEYCLOAK_REALM_URL"):
@@ -166,3 +157,12 @@ def _configure_production_identity(c: Any, env: Mapping[str, str]) -> None:
             c.GraphQLUserOffice.token = env["VISA_USER_OFFICE_TOKEN"]
         if env.get("VISA_USER_OFFICE_AMQP_URL"):
             c.GraphQLUserOffice.amqp_url = env["VISA_USER_OFFICE_AMQP_URL"]
+
+
+def _configure_web(c: Any) -> None:
+    """visa-hub's pages: its look (templates, logo, colours) and the instance dashboard on named servers."""
+    from .dashboard import configure_dashboard
+    from .look import configure_look
+
+    configure_look(c)
+    configure_dashboard(c)

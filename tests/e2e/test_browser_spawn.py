@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from hubpages import log_in, open_new_instance_form
+from hubpages import log_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -15,8 +15,10 @@ def test_login_pick_experiment_and_lab_loads(start_hub, page, tmp_path):
     hub = start_hub()
     log_in(page, hub, "alice")
 
-    # "New instance" on her dashboard: the spawn form lists her experiments, the running one first chosen
-    open_new_instance_form(page, hub)
+    # the spawn form of her default instance (the dashboard's "New instance" is tested in test_dashboard.py)
+    # lists her experiments, the running one first chosen
+    page.goto(f"{hub.url}/hub/spawn")
+    page.wait_for_selector("#visa-spawn-form")
     assert page.inner_text("h1") == "Start an instance"
     loki = page.locator("input[name=experiment][value='LOKI-2026-042']")
     odin = page.locator("input[name=experiment][value='ODIN-2026-007']")
@@ -38,8 +40,8 @@ def test_login_pick_experiment_and_lab_loads(start_hub, page, tmp_path):
     page.screenshot(path=str(tmp_path / "spawn-form.png"))
     page.click("#spawn_form button[type=submit], #spawn_form input[type=submit]")
 
-    # progress page, then JupyterLab itself (its shell and launcher render), in an instance named after LOKI
-    page.wait_for_url(re.compile(r".*/user/alice/loki-2026-042/lab.*"), timeout=90_000)
+    # progress page, then JupyterLab itself (its shell and launcher render)
+    page.wait_for_url(re.compile(r".*/user/alice/lab.*"), timeout=90_000)
     page.wait_for_selector("#jp-main-dock-panel", timeout=60_000)
     page.wait_for_selector(".jp-Launcher", timeout=60_000)
     assert "JupyterLab" in page.title()
