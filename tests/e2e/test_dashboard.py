@@ -253,8 +253,21 @@ def _walk_through(hub, context, page) -> None:
 
     # -- the Desktop of the instance that kept running, straight from its card
     dashboard.goto(f"{hub.url}/hub/home")
+    open_desktop = card(dashboard, "loki-2026-042").get_by_role("link", name="Open Desktop")
+    assert open_desktop.get_attribute("href") == "/user/alice/loki-2026-042/lab?visa-open=desktop"
     with dashboard.expect_navigation():
-        card(dashboard, "loki-2026-042").get_by_role("link", name="Open Desktop").click()
-    assert "/user/alice/loki-2026-042/lab" in dashboard.url and "visa-open=desktop" in dashboard.url, dashboard.url
+        open_desktop.click()
+    assert "/user/alice/loki-2026-042/lab" in dashboard.url, dashboard.url  # (Lab then drops ?visa-open)
     dashboard.wait_for_selector(".visa-desktop[data-state=connected]", timeout=60_000)
+    dashboard.wait_for_function(  # the session has drawn (panel, menu), not just the background
+        """() => {
+             const canvas = document.querySelector('.visa-desktop .visa-desktop-screen canvas');
+             if (!canvas || !canvas.width) return false;
+             const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+             const colours = new Set();
+             for (let i = 0; i < data.length; i += 4 * 97) {
+               colours.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
+             }
+             return colours.size > 8;
+           }""", timeout=60_000)
     save_screenshot(dashboard, "desktop")
