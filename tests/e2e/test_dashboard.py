@@ -100,6 +100,13 @@ def _walk_through(hub, context, page) -> None:
     save_screenshot(page, "login")
     assert_accessible(page, "login page")
 
+    # -- someone the service refuses gets the reason on the login page, readable
+    page.fill("#username_input", "erik")
+    page.fill("#password_input", "visa-demo")
+    page.click("#login_submit")
+    assert "not a member of any experiment in the User Office" in page.locator(".login_error[role=alert]").inner_text()
+    assert_accessible(page, "login page with a refusal")
+
     # -- she lands on her dashboard: no instance yet, her two open experiments offered
     log_in(page, hub, "alice")
     page.wait_for_selector("#visa-empty:not([hidden])")
