@@ -16,11 +16,11 @@ import threading
 import time
 
 import pytest
+from screenshots import save_screenshot
 
 from hubpages import log_in, open_new_instance_form
 from hubtest import instance_processes, wait_until
 from pagecheck import axe_violations
-from screenshots import save_screenshot
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

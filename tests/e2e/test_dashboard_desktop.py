@@ -88,6 +88,8 @@ def test_dashboard_desktop_workstation(start_hub, page, tmp_path):
     page.fill("#username_input", "alice")
     page.fill("#password_input", "visa-demo")
     page.click("#login_submit")
+    page.wait_for_selector("#visa-dashboard")  # her instances; this test uses the default one at /user/alice/
+    page.goto(f"{hub.url}/hub/spawn")
     page.wait_for_selector("#visa-spawn-form")
     page.click("#spawn_form button[type=submit], #spawn_form input[type=submit]")
     page.wait_for_url(re.compile(r".*/user/alice/lab.*"), timeout=90_000)

@@ -75,6 +75,8 @@ def test_dashboard_lab_session_panel_relaunch_and_stop(start_hub, browser, tmp_p
         page.fill("#username_input", "alice")
         page.fill("#password_input", "visa-demo")
         page.click("#login_submit")
+        page.wait_for_selector("#visa-dashboard")  # her instances; this test uses the default one at /user/alice/
+        page.goto(f"{hub.url}/hub/spawn")
         page.wait_for_selector("#visa-spawn-form")
         page.click("#spawn_form button[type=submit], #spawn_form input[type=submit]")
         _wait_for_lab(page)
