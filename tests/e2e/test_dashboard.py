@@ -277,4 +277,4 @@ def _walk_through(hub, context, page) -> None:
              }
              return colours.size > 8;
            }""", timeout=60_000)
-    save_screenshot(dashboard, "desktop")
+    save_screenshot(dashboard, "desktop-from-dashboard")
