@@ -121,13 +121,35 @@ def page(browser, tmp_path):
         context.close()
 
 
+@pytest.fixture(scope="session")
+def vm_sandbox() -> None:
+    """What the OpenStack simulator's VMs need: bubblewrap, and root (user_data runs as root and drops to a uid)."""
+    from visa_hub.testing.openstack_sim.sandbox import SandboxUnavailable, check_available
+
+    try:
+        check_available()
+    except SandboxUnavailable as exc:
+        missing_peer(f"simulated VMs cannot run: {exc}")
+
+
+@pytest.fixture(scope="session")
+def instance_env(vm_sandbox) -> Path:
+    """The instance environment (scripts/provision-instance.sh), provisioned once and cached under .cache/."""
+    from visa_hub.testing.instance_env import ensure_instance_env
+
+    if not Path("/usr/bin/python3").exists():
+        missing_peer("/usr/bin/python3 (with python3-venv) is needed to provision the instance environment")
+    return ensure_instance_env()
+
+
 @pytest.fixture
-def cloud(request: pytest.FixtureRequest, tmp_path: Path):
-    """The OpenStack simulator seeded like the demo catalog; ``@pytest.mark.cloud_boot_delay(s)`` sets its boot time."""
+def cloud(request: pytest.FixtureRequest, tmp_path: Path, instance_env: Path):
+    """The OpenStack simulator seeded like the demo catalog, its VM image holding the instance environment;
+    ``@pytest.mark.cloud_boot_delay(s)`` sets its boot time."""
     from openstack_support import start_cloud  # tests/integration, importable once its tests are collected
 
     marker = request.node.get_closest_marker("cloud_boot_delay")
-    cloud = start_cloud(tmp_path, boot_delay=marker.args[0] if marker else 0.3)
+    cloud = start_cloud(tmp_path, boot_delay=marker.args[0] if marker else 0.3, instance_env=instance_env)
     yield cloud
     cloud.thread.stop()
 

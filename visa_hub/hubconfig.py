@@ -13,6 +13,10 @@ Environment variables (all optional; the defaults give the demo on http://127.0.
 ``VISA_DATA_DIR``           everything the hub writes: database, secrets, users' homes (default ``./data``)
 ``VISA_HUB_IP``             public address (``127.0.0.1``); ``VISA_HUB_PORT`` public port (``8000``)
 ``VISA_HUB_API_PORT``       the hub's internal API port (``8081``); ``VISA_PROXY_API_PORT`` (``8001``)
+``VISA_HUB_BIND_IP``        address the hub's API listens on (``127.0.0.1``): one that VMs and compute nodes
+                            reach (e.g. the hub's address on the instance network, or ``0.0.0.0``)
+``VISA_HUB_CONNECT_URL``    URL instances use for the hub's API, e.g. ``http://10.0.0.2:8081`` (default: derived
+                            from the bind address); VMs fetch their server token there at first boot
 ``VISA_DB_URL``             hub database (default SQLite in the data dir; production: ``postgresql://...``)
 ``VISA_CATALOG``            site catalog YAML (default: the demo catalog)
 ``VISA_USER_OFFICE_FILE``   User Office YAML for the file backend (default: the demo people)
@@ -84,8 +88,11 @@ def configure(c: Any, env: Mapping[str, str] | None = None) -> Path:
 
     ip, port = env.get("VISA_HUB_IP", "127.0.0.1"), int(env.get("VISA_HUB_PORT", "8000"))
     c.JupyterHub.bind_url = f"http://{ip}:{port}"
-    c.JupyterHub.hub_ip = "127.0.0.1"
+    c.JupyterHub.hub_ip = env.get("VISA_HUB_BIND_IP", "127.0.0.1")
     c.JupyterHub.hub_port = int(env.get("VISA_HUB_API_PORT", "8081"))
+    if env.get("VISA_HUB_CONNECT_URL"):
+        c.JupyterHub.hub_connect_url = env["VISA_HUB_CONNECT_URL"]
+    _configure_instance_tokens(c)
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{int(env.get('VISA_PROXY_API_PORT', '8001'))}"
     c.ConfigurableHTTPProxy.command = _proxy_command()
     c.ConfigurableHTTPProxy.pid_file = str(data_dir / "jupyterhub-proxy.pid")
@@ -141,6 +148,16 @@ def configure_site(c: Any, env: Mapping[str, str] | None = None) -> None:
     if env.get("VISA_USER_OFFICE_FILE"):
         c.FileUserOffice.path = env["VISA_USER_OFFICE_FILE"]
     _configure_production_identity(c, env)
+
+
+def _configure_instance_tokens(c: Any) -> None:
+    """The hub endpoint where an instance trades its one-time bootstrap code for its server's API token."""
+    from .bootstrap import INSTANCE_TOKEN_PATH
+
+    # A JupyterHub service cannot do this (only the hub issues server tokens and owns their OAuth clients), so
+    # it is one of the hub's own handlers; JupyterHub logs that extra_handlers are deprecated.
+    c.JupyterHub.extra_handlers.append(  # tornado imports the handler by name
+        (f"/api/{INSTANCE_TOKEN_PATH}", "visa_hub.bootstrap_api.InstanceTokenHandler"))
 
 
 def _configure_production_identity(c: Any, env: Mapping[str, str]) -> None:

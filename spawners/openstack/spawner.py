@@ -3,7 +3,9 @@
 Per spawn: the experiment's security group (created once), the user's persistent home volume (created
 once, found again by its metadata, never deleted with an instance), then one server with the flavour and
 image of the plan, the site network, metadata and tags naming user, experiment and hub, and user_data that
-starts jupyterhub-singleuser. Status comes from the hub-wide poller (one list call per cycle for all
+creates her unix account, mounts her home and starts jupyterhub-singleuser as her from the image's instance
+environment (``instance_prefix``); the server's API token reaches the instance only through a one-time
+bootstrap code (see :mod:`visa_hub.bootstrap`). Status comes from the hub-wide poller (one list call per cycle for all
 instances); a reaper deletes the hub's servers that no spawner owns. Spawner state holds the server id, so a
 restarted hub re-attaches; a spawn the hub did not live to record is found again by its metadata.
 """
@@ -19,9 +21,12 @@ import time
 from typing import Any
 
 from jupyterhub.spawner import Spawner
-from traitlets import Bool, Dict, Float, Integer, List, Unicode
+from jupyterhub.utils import maybe_future
+from traitlets import Bool, Callable, Dict, Float, Integer, List, Tuple, Unicode, default
 
-from ..base import ThisMachineSingleuser, VisaSpawnerMixin
+from ..base import VisaSpawnerMixin
+from ..bootstrap import BootstrapCodes
+from .account import DEFAULT_UID_RANGE, AccountError, InstanceAccount, checked_uid, default_uid, unix_name
 from .cloud import CloudSettings
 from .errors import (
     CloudUnavailable,
@@ -59,7 +64,7 @@ def build_progress(view: ServerView) -> tuple[int, str]:
     return 40, f"The cloud is building your instance ({task.replace('_', ' ')})"
 
 
-class OpenStackSpawner(VisaSpawnerMixin, ThisMachineSingleuser, Spawner):
+class OpenStackSpawner(VisaSpawnerMixin, BootstrapCodes, Spawner):
     """Experiment-aware JupyterLab on an OpenStack VM."""
 
     # ---------------------------------------------------------------- the cloud account
@@ -119,7 +124,35 @@ class OpenStackSpawner(VisaSpawnerMixin, ThisMachineSingleuser, Spawner):
     home_volume_size_gb = Integer(10, config=True, help="Size of a user's persistent home volume, created once.")
     home_volume_type = Unicode("", config=True, help="Cinder volume type for home volumes (empty: default).")
     home_mount = Unicode(
-        "/home/{username}", config=True, help="Where the home volume is mounted in the instance.")
+        "/home/{username}", config=True,
+        help="Where the home volume is mounted in the instance ({username}: her unix name there).")
+
+    # ---------------------------------------------------------------- who and what runs in an instance
+    instance_prefix = Unicode(
+        "/opt/visa-instance", config=True,
+        help="The instance environment in the image (what scripts/provision-instance.sh PREFIX installed): "
+             "jupyterhub-singleuser and visa-hub's start-up run from there, never from the hub's files.",
+    )
+    uid_map = Dict(
+        key_trait=Unicode(), value_trait=Integer(), default_value={}, config=True,
+        help="Hub username → uid of her unix account on instances, where the site fixes it (e.g. exported from "
+             "LDAP). Users not listed get the default mapping (uid_range).",
+    )
+    uid_hook = Callable(
+        None, allow_none=True, config=True,
+        help="Called as hook(spawner) before each spawn (may be async); returns her uid on instances (e.g. from "
+             "the User Office or LDAP) or None for uid_map / the default. An image whose NSS already knows her "
+             "(SSSD) uses that account as it is.",
+    )
+    uid_range = Tuple(
+        Integer(), Integer(), default_value=DEFAULT_UID_RANGE, config=True,
+        help="Default uids: first + sha256(hub username) mod (last - first), the same on every instance, far "
+             "above an image's own accounts. uids below 1000 and 65534 (nobody) are always refused.",
+    )
+
+    @default("cmd")
+    def _cmd_default(self) -> list[str]:
+        return [f"{self.instance_prefix.rstrip('/')}/bin/jupyterhub-singleuser"]
     volume_wait_timeout = Float(
         120.0, config=True,
         help="Seconds to wait for a home volume to become available (e.g. still detaching from the last "
@@ -221,6 +254,7 @@ class OpenStackSpawner(VisaSpawnerMixin, ThisMachineSingleuser, Spawner):
 
     async def _start(self, fleet: Fleet, plan: Any, name: str, spawn_id: str) -> str:
         code, flavour = plan.experiment.code, plan.flavour.name
+        account = await self.instance_account()
         flavor_id, image_id, network_id = await self._resolve(fleet, plan)
 
         self.progress_log.emit(20, f"Preparing the firewall of experiment {code}")
@@ -240,12 +274,13 @@ class OpenStackSpawner(VisaSpawnerMixin, ThisMachineSingleuser, Spawner):
                 "visa_image": plan.image.name, "visa_expires_at": plan.expires_at.isoformat(),
             },
             "tags": [fleet.settings.tag, safe_tag(f"experiment-{code}")],
-            "user_data": encode(self._user_data(volume_id)),
+            "user_data": encode(self._user_data(account, volume_id)),
             "block_device_mapping": [{"source_type": "volume", "destination_type": "volume", "uuid": volume_id,
                                       "boot_index": None, "delete_on_termination": False}],
         }
+        self._save_state_now()  # the code's hash is in the database before any VM can present the code
         self.log.info("Creating server %s for %s: flavour %s, image %s, experiment %s", name, self._log_name,
-                      flavour, plan.image.name, code)  # never the spec: user_data holds a token
+                      flavour, plan.image.name, code)  # never the spec: user_data holds a bootstrap code
         started = time.monotonic()
         try:
             server_id = await fleet.create_server(spec, spawn_id)
@@ -334,11 +369,26 @@ class OpenStackSpawner(VisaSpawnerMixin, ThisMachineSingleuser, Spawner):
         self.volume_id = volume.id
         return volume.id
 
-    def _user_data(self, volume_id: str) -> str:
-        env = self.get_env()
+    async def instance_account(self) -> InstanceAccount:
+        """Her unix account on the instance: uid from uid_hook, uid_map or the default mapping."""
+        uid = await maybe_future(self.uid_hook(self)) if self.uid_hook else None
+        if uid is None:
+            mapped = self.user.name in self.uid_map
+            uid = self.uid_map[self.user.name] if mapped else default_uid(self.user.name, tuple(self.uid_range))
+        try:
+            uid = checked_uid(uid, self.user.name)
+        except AccountError as exc:
+            raise InstanceError("Your account on instances is not set up correctly, so no instance was started. "
+                                "Please contact support.", detail=str(exc)) from None
+        name = unix_name(self.user.name)
+        return InstanceAccount(name=name, uid=uid, home=self.home_mount.format(username=name))
+
+    def _user_data(self, account: InstanceAccount, volume_id: str) -> str:
+        """The start-up script: a new one-time bootstrap code, never the API token (see userdata.py)."""
         return build_user_data(
-            command=[*self.cmd, *self.get_args()], env=env, port=self.lab_port, base_url=self.server.base_url,
-            volume_id=volume_id, home_mount=self.home_mount.format(username=self.user.name),
+            account=account, prefix=self.instance_prefix, command=[*self.cmd, *self.get_args()],
+            env=self.get_env(), port=self.lab_port, base_url=self.server.base_url, volume_id=volume_id,
+            bootstrap_code=self.issue_bootstrap_code(),
         )
 
     def get_args(self) -> list[str]:

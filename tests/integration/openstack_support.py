@@ -1,16 +1,15 @@
 """Shared by the OpenStack spawner tests: the simulator seeded like the demo catalog, a hub using it.
 
 Nothing is mocked: the hub is a real ``jupyterhub`` process with OpenStackSpawner, talking to the
-simulator through the real openstacksdk; assertions read the simulator's state.
+simulator through the real openstacksdk; assertions read the simulator's state. The simulated VMs run their
+user_data as root in a sandbox that sees the image (the provisioned instance environment at
+/opt/visa-instance, plus this directory's stand-in Lab) and nothing of the hub.
 """
 
 from __future__ import annotations
 
-import base64
 import json
-import re
 import secrets
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,9 @@ from visa_hub.testing.openstack_sim import Quota, SimulatorThread
 
 HERE = Path(__file__).resolve().parent
 CONFIG = HERE / "openstack_hub_config.py"
-STANDIN = [sys.executable, str(HERE / "openstack_standin_lab.py")]
+# the stand-in Lab, put into the simulated VMs' image and run with the instance environment's Python
+STANDIN = ["/opt/visa-instance/bin/python", "/opt/visa-test/openstack_standin_lab.py"]
+TEST_IMAGE_FILES = {"/opt/visa-test/openstack_standin_lab.py": HERE / "openstack_standin_lab.py"}
 
 # the demo catalog's flavours and cloud images (name, vcpus, ram MB, disk GB)
 CATALOG_FLAVORS = [("small", 2, 4096, 20), ("medium", 4, 16384, 40), ("large", 16, 65536, 80),
@@ -64,15 +65,14 @@ class Cloud:
     def volumes(self) -> list[Any]:
         return self.read(lambda sim: list(sim.state.volumes.values()))
 
-    def api_token_of(self, server: Any) -> str:
-        """The JupyterHub API token the hub put in a server's user_data."""
-        script = base64.b64decode(server.user_data).decode()
-        return re.search(r"^export JUPYTERHUB_API_TOKEN='?([^'\n]+)'?$", script, re.M).group(1)
 
 
-def start_cloud(tmp_path: Path, boot_delay: float = 0.3) -> Cloud:
+def start_cloud(tmp_path: Path, boot_delay: float = 0.3, instance_env: Path | None = None) -> Cloud:
+    """The simulator; its VM image holds ``instance_env`` (a provisioned instance environment) at
+    /opt/visa-instance, as a real image would."""
+    image_files = {**TEST_IMAGE_FILES, **({"/opt/visa-instance": instance_env} if instance_env else {})}
     thread = SimulatorThread(workdir=tmp_path / "openstack-sim", boot_delay=boot_delay, flavors=CATALOG_FLAVORS,
-                             images=CATALOG_IMAGES, quota=UNLIMITED).start()
+                             images=CATALOG_IMAGES, quota=UNLIMITED, image_files=image_files).start()
     clouds_yaml = tmp_path / "clouds.yaml"
     clouds_yaml.write_text(yaml.safe_dump(thread.sim.clouds_yaml()))
     return Cloud(thread, clouds_yaml)

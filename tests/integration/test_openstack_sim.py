@@ -10,6 +10,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import openstack
@@ -20,6 +21,7 @@ from visa_hub.testing.openstack_sim import SimulatorThread
 
 pytestmark = [
     pytest.mark.integration,
+    pytest.mark.usefixtures("vm_sandbox"),  # servers run their user_data in a bubblewrap sandbox, as root
     # openstacksdk warns about its own internals on every call; not ours to fix
     pytest.mark.filterwarnings("ignore::openstack.warnings.OpenStackDeprecationWarning"),
     pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
@@ -118,10 +120,9 @@ def test_server_runs_user_data_and_is_cleaned_up_on_delete(
     group = conn.network.create_security_group(name="jupyter")
     conn.network.create_security_group_rule(security_group_id=group.id, direction="ingress", protocol="tcp",
                                             port_range_min=8000, port_range_max=8000)
-    marker = tmp_path / "user-data-ran"
-    script = f"""#!/bin/sh
-echo "$VISA_SIM_SERVER_ID $VISA_SIM_SERVER_IP" > {marker}
-cd "$VISA_SIM_SERVER_DIR" && echo hello-from-instance > index.html
+    script = """#!/bin/sh
+echo "$VISA_SIM_SERVER_ID $VISA_SIM_SERVER_IP $(id -u) $(hostname)" > /root/user-data-ran
+mkdir -p /srv/www && cd /srv/www && echo hello-from-instance > index.html
 exec python3 -m http.server 8000 --bind "$VISA_SIM_SERVER_IP"
 """
     server = boot(conn, "lab-1", security_groups=[{"name": "jupyter"}], metadata={"experiment": "ABC123"},
@@ -138,7 +139,8 @@ exec python3 -m http.server 8000 --bind "$VISA_SIM_SERVER_IP"
     assert server.security_groups == [{"name": "jupyter"}]
 
     assert wait_until(lambda: http_get(f"http://{address}:8000/index.html")) == "hello-from-instance\n"
-    assert marker.read_text().split() == [server.id, address]
+    rootfs = openstack_sim.call(lambda: openstack_sim.sim.state.servers[server.id].rootfs)
+    assert (rootfs / "root/user-data-ran").read_text().split() == [server.id, address, "0", "lab-1"]  # root
 
     assert [s.id for s in conn.compute.servers(tags="visa,experiment-ABC123")] == [server.id]
     assert list(conn.compute.servers(tags="visa,other")) == []
@@ -160,19 +162,21 @@ exec python3 -m http.server 8000 --bind "$VISA_SIM_SERVER_IP"
     assert (gone.id, gone.status) == (server.id, "DELETED")
 
 
-def test_cloud_config_write_files_and_runcmd(openstack_conn: Any, tmp_path: Any) -> None:
-    target = tmp_path / "etc" / "visa.conf"
+def test_cloud_config_write_files_and_runcmd(openstack_sim: SimulatorThread, openstack_conn: Any) -> None:
     config = {
-        "write_files": [{"path": str(target), "content": "experiment = ABC123\n", "permissions": "0600"}],
-        "runcmd": [["sh", "-c", f"cp {target} {tmp_path}/copied.conf"], f"echo done > {tmp_path}/done"],
+        "write_files": [{"path": "/etc/visa-sim-test.conf", "content": "experiment = ABC123\n",
+                         "permissions": "0600"}],
+        "runcmd": [["sh", "-c", "cp /etc/visa-sim-test.conf /root/copied.conf"], "echo done > /root/done"],
     }
     user_data = "#cloud-config\n" + json.dumps(config)  # JSON is YAML
     server = boot(openstack_conn, "cc-1", user_data=b64(user_data))
     openstack_conn.compute.wait_for_server(server, interval=0.05, wait=20)
-    wait_until(lambda: (tmp_path / "done").exists())
-    assert target.read_text() == "experiment = ABC123\n"
+    rootfs = wait_until(lambda: openstack_sim.call(lambda: openstack_sim.sim.state.servers[server.id].rootfs))
+    wait_until(lambda: (rootfs / "root/done").exists())
+    target = rootfs / "etc/visa-sim-test.conf"  # in the VM's root disk, not on the simulator's machine
+    assert target.read_text() == "experiment = ABC123\n" and not Path("/etc/visa-sim-test.conf").exists()
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
-    assert (tmp_path / "copied.conf").read_text() == "experiment = ABC123\n"
+    assert (rootfs / "root/copied.conf").read_text() == "experiment = ABC123\n"
 
 
 def test_volume_outlives_its_server(openstack_sim: SimulatorThread, openstack_conn: Any) -> None:
@@ -224,8 +228,8 @@ def test_attach_while_building_is_409_unless_allowed(openstack_sim: SimulatorThr
     openstack_sim.sim.allow_attach_while_building = True
     conn.compute.create_volume_attachment(server, volume)
     conn.compute.wait_for_server(server, interval=0.05, wait=20)
-    path = openstack_sim.call(lambda: str(openstack_sim.sim.state.volumes[volume.id].path))
-    assert wait_until(lambda: f"volumes={path}" in console(conn, server))
+    # the VM finds it where a KVM guest finds a Cinder volume
+    assert wait_until(lambda: f"volumes=/dev/disk/by-id/virtio-{volume.id[:20]}" in console(conn, server))
 
 
 # ------------------------------------------------------------------ quotas and faults

@@ -6,6 +6,7 @@ import base64
 from pathlib import Path
 
 import pytest
+from vm_probe import environ_of, lab_process
 
 from hubtest import UserSession, wait_until
 from openstack_support import Cloud, start_openstack_hub
@@ -44,7 +45,8 @@ def test_lab_through_the_proxy_and_a_home_that_outlives_its_instances(cloud: Clo
     assert alice.put_file("results.txt", "reduced on the first instance").status_code == 201
 
     # the debug log shows the cloud requests, never the instance's token or its user_data
-    token = cloud.api_token_of(server)
+    token = environ_of(lab_process(server).pid)["JUPYTERHUB_API_TOKEN"]
+    assert len(token) >= 32
     log = env.hub.log_text()
     assert "/compute/v2.1/servers" in log and "REQ: curl" in log and '"user_data": "***"' in log
     assert token not in log

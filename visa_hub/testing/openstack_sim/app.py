@@ -28,6 +28,7 @@ from .admin import admin_routes
 from .base import SimHandler, route
 from .compute import Compute
 from .faults import Faults, RequestStats
+from .metadata import metadata_routes
 from .state import AddressPool, AppCredential, Flavor, Project, Quota, SimState, Token, User, new_hex_id, utcnow
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,8 @@ class OpenStackSimulator:
     One project, user and application credential are seeded (see the ``project``,
     ``username``, ``password``, ``app_credential_*`` arguments); add more with
     :meth:`add_user`. Timing knobs (``boot_delay`` etc.) may be changed at any time.
+    Servers run their user_data in a sandbox that looks like a VM (:mod:`.sandbox`; needs root and bubblewrap);
+    ``image_files`` adds files of the image, e.g. a provisioned instance environment.
     """
 
     def __init__(
@@ -72,6 +75,7 @@ class OpenStackSimulator:
         private_cidr: str | None = None,
         public_cidr: str | None = None,
         allow_attach_while_building: bool = False,
+        image_files: dict[str, str | Path] | None = None,
     ) -> None:
         if workdir is None:
             self._tmp: tempfile.TemporaryDirectory[str] | None = tempfile.TemporaryDirectory(prefix="os-sim-")
@@ -88,6 +92,9 @@ class OpenStackSimulator:
         self.kill_grace = kill_grace
         self.token_lifetime = token_lifetime
         self.allow_attach_while_building = allow_attach_while_building
+        # what every image holds besides the host's /usr: path in the VM → host file or directory (read-only),
+        # e.g. {"/opt/visa-instance": <a provisioned instance environment>}
+        self.image_files = {guest: Path(host) for guest, host in (image_files or {}).items()}
         self.region = "RegionOne"
         self.state = SimState()
         self.faults = Faults()
@@ -200,6 +207,7 @@ class OpenStackSimulator:
             for template, handler, kwargs in table:
                 handlers.append((route(template), handler, {"sim": self, "template": template, **kwargs}))
         handlers += admin_routes(self)
+        handlers += metadata_routes(self)
         handlers.append((r".*", NotFoundHandler, {"sim": self, "template": "*"}))
         return tornado.web.Application(handlers, log_function=self._log_request)
 

@@ -1,21 +1,24 @@
 """Server and volume lifecycles: what happens behind Nova's and Cinder's API calls.
 
 Booting walks a server through Nova's task states, wires its Neutron port and
-volumes, then runs its ``user_data`` as a local process. Deleting stops that
-process group, frees the port and detaches the volumes.
+volumes, then runs its ``user_data`` as root in a sandbox that looks like a VM
+(:mod:`.sandbox`). Deleting stops that process group, frees the port and
+detaches the volumes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+import re
 import shutil
 import string
 from typing import TYPE_CHECKING, Any
 
 from . import neutron
 from .base import ApiError
+from .metadata import metadata_url
+from .sandbox import SandboxUnavailable, bwrap_command, check_available, image_etc, prepare_root_disk, volume_device
 from .state import Flavor, Server, Volume, VolumeAttachment, new_uuid, utcnow
 from .userdata import UserDataError, build_script, decode_user_data, start_process, stop_process
 
@@ -26,6 +29,7 @@ log = logging.getLogger(__name__)
 
 # Nova power states
 NOSTATE, RUNNING, SHUTDOWN = 0, 1, 4
+USER_DATA_DIR = "var/lib/cloud/instance/scripts"  # where cloud-init keeps a VM's user_data script (root only)
 
 
 class Compute:
@@ -159,32 +163,39 @@ class Compute:
         return self._server_dir(server) / "console.log"
 
     def _start_user_data(self, server: Server) -> None:
+        """Boot the VM: its root disk, then its user_data as root in its sandbox (see :mod:`.sandbox`)."""
         workdir = self._server_dir(server)
         console = self.console_log(server)
         with console.open("a") as fh:
             fh.write(f"[visa-sim] {server.name} ({server.id}) booted with address {server.ip}\n")
         if not server.user_data:
             return
+        rootfs = workdir / "rootfs"
+        hostname = re.sub(r"[^a-z0-9-]+", "-", server.name.lower()).strip("-")[:63] or "vm"
         try:
-            script = build_script(decode_user_data(server.user_data), workdir)
-        except (UserDataError, ValueError, OSError, KeyError) as exc:
+            check_available()
+            prepare_root_disk(rootfs, image_etc(self.sim.workdir / "image-etc"), hostname, server.ip or "")
+            script = build_script(decode_user_data(server.user_data), rootfs / USER_DATA_DIR)
+        except (SandboxUnavailable, UserDataError, ValueError, OSError, KeyError) as exc:
             with console.open("a") as fh:
                 fh.write(f"[visa-sim] user_data not run: {exc}\n")
+            log.error("user_data of server %s not run: %s", server.id, exc)
             return
         if script is None:
             return
-        volumes = [self.state.volumes[a.volume_id].path for a in server.attachments
+        volumes = [(self.state.volumes[a.volume_id].path, volume_device(a.volume_id)) for a in server.attachments
                    if a.volume_id in self.state.volumes]
         env = {
             "VISA_SIM_SERVER_IP": server.ip or "",
             "VISA_SIM_SERVER_ID": server.id,
             "VISA_SIM_SERVER_NAME": server.name,
-            "VISA_SIM_SERVER_DIR": str(workdir),
-            "VISA_SIM_METADATA": json.dumps(server.metadata),
-            "VISA_SIM_VOLUMES": ":".join(str(p) for p in volumes),
+            "VISA_SIM_METADATA_URL": metadata_url(self.sim, server.id),
+            "VISA_SIM_VOLUMES": ":".join(guest for _, guest in volumes),
         }
-        env.update({f"VISA_SIM_VOLUME_{n}": str(p) for n, p in enumerate(volumes)})
-        server.process = start_process(script, env, console)
+        env.update({f"VISA_SIM_VOLUME_{n}": guest for n, (_, guest) in enumerate(volumes)})
+        command = bwrap_command(rootfs, f"/{USER_DATA_DIR}/user-data", hostname=hostname, env=env,
+                                image_files=self.sim.image_files, volumes=volumes)
+        server.process = start_process(command, console)
 
     async def stop_user_data(self, server: Server) -> None:
         process, server.process = server.process, None

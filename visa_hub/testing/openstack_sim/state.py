@@ -162,6 +162,11 @@ class Server:
     def touch(self) -> None:
         self.updated = utcnow()
 
+    @property
+    def rootfs(self) -> Path | None:
+        """The VM's root disk on the host (after its first boot)."""
+        return self.workdir / "rootfs" if self.workdir else None
+
 
 # ---------------------------------------------------------------- block storage
 
