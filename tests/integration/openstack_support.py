@@ -9,7 +9,9 @@ user_data as root in a sandbox that sees the image (the provisioned instance env
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import signal
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,6 +122,13 @@ def start_openstack_hub(started: list[HubProcess], cloud: Cloud, tmp_path: Path,
     hub = HubProcess(tmp_path / "data", config_file=CONFIG, extra_env=env)
     started.append(hub)  # the caller stops them
     return OpenStackHub(hub.start(), cloud, token)
+
+
+def kill_hub(hub: HubProcess) -> None:
+    """SIGKILL the hub and its proxy: no clean shutdown, nothing saved on the way out."""
+    os.killpg(hub.proc.pid, signal.SIGKILL)
+    hub.proc.wait()
+    hub.proc = None
 
 
 def spawn(session: UserSession, **options: str) -> httpx.Response:

@@ -21,8 +21,8 @@ import httpx
 import pytest
 from vm_probe import environ_of, in_vm, lab_process, uid_of, vm_processes
 
-from hubtest import REPO, UserSession, free_port
-from openstack_support import Cloud, start_openstack_hub
+from hubtest import REPO, UserSession, free_port, wait_until
+from openstack_support import Cloud, kill_hub, spawn, start_openstack_hub
 from peers_slurm import ensure_user
 from visa_hub.testing.openstack_sim.metadata import metadata_url
 
@@ -136,6 +136,32 @@ def test_isolation_no_other_unix_user_reads_the_server_token(cloud: Cloud, hubs,
 
     # alice herself can read her server's environment: the refusals above are about bob, not about anyone
     assert token in in_vm(server, ["cat", f"/proc/{_vm_pid(server, lab.pid)}/environ"], uid=ALICE_UID).stdout
+    alice.close()
+
+
+@pytest.mark.cloud_boot_delay(20.0)
+def test_isolation_token_exchange_survives_a_hub_restart_between_create_and_boot(cloud: Cloud, hubs, tmp_path: Path):
+    connect_url, env = connect_env()
+    hub = start_openstack_hub(hubs, cloud, tmp_path, users=["alice"], extra_env={**env, "VISA_KEEP_SERVERS": "1"})
+    alice = UserSession(hub.hub, "alice")
+    assert alice.login().status_code == 200
+    assert spawn(alice, experiment=EXPERIMENT, flavour="small").status_code in (201, 202)
+    wait_until(cloud.servers, 60, "the server to be created")
+    kill_hub(hub.hub)  # the VM is still building: it presents its code to the next hub
+    hub.hub.start()
+    alice.wait_ready(timeout=180)
+
+    # the restarted hub no longer knew the token (it keeps hashes only): it issued a new one for the code, and
+    # Lab's OAuth with the hub works with it (the OAuth client's secret followed)
+    log = hub.hub.log_text()
+    assert "Issued a new API token for alice" in log and "Refused" not in log
+    lab = alice.lab()
+    assert lab.status_code == 200 and "JupyterLab" in lab.text
+    (server,) = cloud.servers()
+    token = environ_of(lab_process(server).pid)["JUPYTERHUB_API_TOKEN"]
+    whoami = httpx.get(f"{connect_url}/hub/api/user", headers={"Authorization": f"token {token}"}, timeout=10)
+    assert whoami.status_code == 200 and whoami.json()["name"] == "alice"
+    assert token not in log
     alice.close()
 
 

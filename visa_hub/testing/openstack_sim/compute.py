@@ -13,6 +13,8 @@ import logging
 import re
 import shutil
 import string
+import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import neutron
@@ -39,6 +41,7 @@ class Compute:
         self.sim = sim
         self.state = sim.state
         self._tasks: set[asyncio.Task[None]] = set()
+        self._image_lock = threading.Lock()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -120,7 +123,7 @@ class Compute:
         server.power_state, server.progress = RUNNING, 100
         server.launched_at = utcnow()
         server.touch()
-        self._start_user_data(server)
+        await self._start_user_data(server)
 
     def _to_error(self, server: Server, code: int, message: str) -> None:
         for bdm in server.block_devices:  # a failed build unreserves its volumes
@@ -162,8 +165,13 @@ class Compute:
     def console_log(self, server: Server) -> Any:
         return self._server_dir(server) / "console.log"
 
-    def _start_user_data(self, server: Server) -> None:
-        """Boot the VM: its root disk, then its user_data as root in its sandbox (see :mod:`.sandbox`)."""
+    async def _start_user_data(self, server: Server) -> None:
+        """Boot the VM: its root disk, then its user_data as root in its sandbox (see :mod:`.sandbox`).
+
+        The root disk is prepared on a worker thread (copying the image's /etc takes a while on a busy
+        machine, and the API must keep answering); the process is started from the loop's thread, which
+        outlives it (bubblewrap's --die-with-parent follows the thread that started it).
+        """
         workdir = self._server_dir(server)
         console = self.console_log(server)
         with console.open("a") as fh:
@@ -172,16 +180,23 @@ class Compute:
             return
         rootfs = workdir / "rootfs"
         hostname = re.sub(r"[^a-z0-9-]+", "-", server.name.lower()).strip("-")[:63] or "vm"
-        try:
+        user_data = server.user_data
+
+        def prepare() -> Path | None:
             check_available()
-            prepare_root_disk(rootfs, image_etc(self.sim.workdir / "image-etc"), hostname, server.ip or "")
-            script = build_script(decode_user_data(server.user_data), rootfs / USER_DATA_DIR)
+            with self._image_lock:
+                template = image_etc(self.sim.workdir / "image-etc")
+            prepare_root_disk(rootfs, template, hostname, server.ip or "", image_paths=list(self.sim.image_files))
+            return build_script(decode_user_data(user_data), rootfs / USER_DATA_DIR)
+
+        try:
+            script = await asyncio.to_thread(prepare)
         except (SandboxUnavailable, UserDataError, ValueError, OSError, KeyError) as exc:
             with console.open("a") as fh:
                 fh.write(f"[visa-sim] user_data not run: {exc}\n")
             log.error("user_data of server %s not run: %s", server.id, exc)
             return
-        if script is None:
+        if script is None or server.deleted or server.task_state in ("deleting", "powering-off", "rebooting"):
             return
         volumes = [(self.state.volumes[a.volume_id].path, volume_device(a.volume_id)) for a in server.attachments
                    if a.volume_id in self.state.volumes]
@@ -222,7 +237,7 @@ class Compute:
         server.task_state = None
         server.touch()
         if action != "os-stop":
-            self._start_user_data(server)
+            await self._start_user_data(server)
 
     # ---------------------------------------------------------------- delete
 

@@ -99,11 +99,17 @@ def _system_id(line: str, field: int) -> bool:
     return number < 1000 or number == 65534
 
 
-def prepare_root_disk(rootfs: Path, etc_template: Path, hostname: str, ip: str) -> None:
-    """A server's root disk on its first boot: directories, merged-/usr links, /etc from the image."""
+def prepare_root_disk(rootfs: Path, etc_template: Path, hostname: str, ip: str,
+                      image_paths: Sequence[str] = ()) -> None:
+    """A server's root disk on its first boot: directories, merged-/usr links, /etc from the image; the
+    directories that hold ``image_paths`` are world-readable, as in an image."""
     first_boot = not (rootfs / "etc").exists()
     for directory in ROOT_DIRS:
         (rootfs / directory).mkdir(parents=True, exist_ok=True)
+    for path in image_paths:
+        parent = rootfs / Path(path).parent.relative_to("/")
+        parent.mkdir(parents=True, exist_ok=True)
+        parent.chmod(0o755)
     (rootfs / "root").chmod(0o700)
     (rootfs / "tmp").chmod(0o1777)
     (rootfs / "var/tmp").chmod(0o1777)
