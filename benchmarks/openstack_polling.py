@@ -85,9 +85,11 @@ def _create_servers(sim, n: int, tag: str) -> list[str]:
 def lab_ready_time(boot: float) -> dict[str, float]:
     from hubtest import UserSession
     from openstack_support import start_cloud, start_openstack_hub
+    from visa_hub.testing.instance_env import ensure_instance_env
 
+    instance_env = ensure_instance_env()  # what the simulated VM image holds at /opt/visa-instance
     with tempfile.TemporaryDirectory(prefix="visa-os-bench-") as tmp:
-        cloud = start_cloud(Path(tmp), boot_delay=boot)
+        cloud = start_cloud(Path(tmp), boot_delay=boot, instance_env=instance_env)
         hubs: list = []
         try:
             env = start_openstack_hub(hubs, cloud, Path(tmp))

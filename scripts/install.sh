@@ -14,6 +14,7 @@ apt_packages=(python3 python3-venv python3-dev git make curl ca-certificates)
 command -v node >/dev/null 2>&1 || apt_packages+=(nodejs npm)
 if [ "$what" = test ]; then
   apt_packages+=(chromium postgresql fonts-dejavu-core)
+  apt_packages+=(bubblewrap)  # the OpenStack simulator's VMs are bubblewrap sandboxes
 fi
 apt_ensure "${apt_packages[@]}"
 scripts/install-desktop.sh  # what an instance's Desktop tab runs (Xvnc, window manager, terminal)

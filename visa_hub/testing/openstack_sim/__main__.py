@@ -1,7 +1,9 @@
 """``python -m visa_hub.testing.openstack_sim --port 5000 --workdir /tmp/os-sim``: serve the simulator.
 
 Prints a ``clouds.yaml`` for it and writes it to ``<workdir>/clouds.yaml``
-(use with ``OS_CLIENT_CONFIG_FILE=<workdir>/clouds.yaml OS_CLOUD=visa-sim``).
+(use with ``OS_CLIENT_CONFIG_FILE=<workdir>/clouds.yaml OS_CLOUD=visa-sim``). Its VMs run their user_data
+as root in a sandbox (needs root and bubblewrap) whose image holds the instance environment at
+/opt/visa-instance: provisioned from this checkout with scripts/provision-instance.sh (cached), or given.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--catalog", default="",
                         help="also seed the flavours and images of this site catalog YAML ('demo': the demo "
                              "catalog), with an unlimited quota, so a hub with visa-openstack can use it")
+    parser.add_argument("--instance-env", default="auto",
+                        help="the instance environment the VM image holds at /opt/visa-instance: a provisioned "
+                             "directory, 'auto' (provision it from this checkout, cached; default) or 'none'")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
     return parser.parse_args(argv)
 
@@ -48,8 +53,22 @@ def seed_catalog(sim: OpenStackSimulator, path: str) -> None:
     sim.set_quota(instances=-1, cores=-1, ram=-1, volumes=-1, gigabytes=-1, floating_ips=-1)
 
 
+def image_files(choice: str) -> dict[str, Path]:
+    """What the VM image holds besides the host's /usr: the instance environment, per ``--instance-env``."""
+    if choice == "none":
+        return {}
+    if choice == "auto":
+        from ..instance_env import REPO, SCRIPT, ensure_instance_env
+
+        if not (REPO / SCRIPT).exists():
+            raise SystemExit("--instance-env auto needs a visa-hub checkout; give a provisioned directory")
+        return {"/opt/visa-instance": ensure_instance_env()}
+    return {"/opt/visa-instance": Path(choice).resolve()}
+
+
 async def serve(args: argparse.Namespace) -> None:
-    sim = OpenStackSimulator(args.workdir, host=args.host, boot_delay=args.boot_delay)
+    sim = OpenStackSimulator(args.workdir, host=args.host, boot_delay=args.boot_delay,
+                             image_files=image_files(args.instance_env))
     if args.catalog:
         seed_catalog(sim, args.catalog)
     await sim.start(args.port)
