@@ -17,17 +17,17 @@ source=${2:-$(cd "$(dirname "$0")/.." && pwd)}
 python=${VISA_INSTANCE_PYTHON:-/usr/bin/python3}
 umask 022  # every user of the instance reads the environment
 
+[ -x "$prefix/bin/python" ] || { echo "==> new environment $prefix"; "$python" -m venv "$prefix"; }
+
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 if [ -d "$source" ]; then
   echo "==> building visa-hub's wheel from $source"
-  "$python" -m pip wheel -q --no-deps --wheel-dir "$work" "$source"
+  "$prefix/bin/python" -m pip wheel -q --no-deps --wheel-dir "$work" "$source"
   wheel=$(ls "$work"/*.whl)
 else
   wheel=$(cd "$(dirname "$source")" && pwd)/$(basename "$source")
 fi
-
-[ -x "$prefix/bin/python" ] || { echo "==> new environment $prefix"; "$python" -m venv "$prefix"; }
 echo "==> installing visa-hub[instance] into $prefix"
 "$prefix/bin/python" -m pip install -q "$wheel[instance]"
 "$prefix/bin/python" -m pip install -q --no-deps --force-reinstall "$wheel"
