@@ -63,7 +63,9 @@ class BootstrapCodes(LoggingConfigurable):
         db = self._db()
         old = db.get(orm.APIToken, record["token_id"]) if record.get("token_id") else None
         user = self.user
-        if old is None or old.user is None or old.user.id != user.orm_user.id:
+        # only the server token JupyterHub issued for this spawn (JupyterHub notes it "Server at <url>")
+        ours = old is not None and old.user is not None and old.user.id == user.orm_user.id
+        if not ours or not (old.note or "").startswith("Server at "):
             self.log.error("Cannot give the instance of %s an API token: its token (id %s) is gone from the "
                            "database", self._log_name, record.get("token_id"))
             return None
