@@ -55,7 +55,8 @@ def policy_refusal(error: PolicyError) -> web.HTTPError:
 
 
 class ThisMachineSingleuser(LoggingConfigurable):
-    """Mixin: run ``jupyterhub-singleuser`` from this Python environment (local instances, simulated VMs)."""
+    """Mixin: run ``jupyterhub-singleuser`` from the hub's own Python environment (local instances only: VMs and
+    compute nodes run the instance environment, see scripts/provision-instance.sh)."""
 
     @default("cmd")
     def _cmd_default(self) -> list[str]:

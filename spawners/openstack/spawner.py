@@ -126,6 +126,11 @@ class OpenStackSpawner(VisaSpawnerMixin, BootstrapCodes, Spawner):
     home_mount = Unicode(
         "/home/{username}", config=True,
         help="Where the home volume is mounted in the instance ({username}: her unix name there).")
+    volume_wait_timeout = Float(
+        120.0, config=True,
+        help="Seconds to wait for a home volume to become available (e.g. still detaching from the last "
+             "instance).",
+    )
 
     # ---------------------------------------------------------------- who and what runs in an instance
     instance_prefix = Unicode(
@@ -153,11 +158,6 @@ class OpenStackSpawner(VisaSpawnerMixin, BootstrapCodes, Spawner):
     @default("cmd")
     def _cmd_default(self) -> list[str]:
         return [f"{self.instance_prefix.rstrip('/')}/bin/jupyterhub-singleuser"]
-    volume_wait_timeout = Float(
-        120.0, config=True,
-        help="Seconds to wait for a home volume to become available (e.g. still detaching from the last "
-             "instance).",
-    )
 
     # ---------------------------------------------------------------- polling and clean-up
     cloud_poll_interval = Float(
@@ -371,14 +371,16 @@ class OpenStackSpawner(VisaSpawnerMixin, BootstrapCodes, Spawner):
 
     async def instance_account(self) -> InstanceAccount:
         """Her unix account on the instance: uid from uid_hook, uid_map or the default mapping."""
-        uid = await maybe_future(self.uid_hook(self)) if self.uid_hook else None
-        if uid is None:
-            mapped = self.user.name in self.uid_map
-            uid = self.uid_map[self.user.name] if mapped else default_uid(self.user.name, tuple(self.uid_range))
         try:
+            uid = await maybe_future(self.uid_hook(self)) if self.uid_hook else None
+            if uid is None:
+                mapped = self.user.name in self.uid_map
+                uid = self.uid_map[self.user.name] if mapped else default_uid(self.user.name, tuple(self.uid_range))
             uid = checked_uid(uid, self.user.name)
-        except AccountError as exc:
-            raise InstanceError("Your account on instances is not set up correctly, so no instance was started. "
+        except Exception as exc:  # the site's hook or mapping: a configuration problem, not the cloud's
+            self.log.error("No instance account for %s: %s", self._log_name, exc, exc_info=not isinstance(
+                exc, AccountError))
+            raise InstanceError("Your account on instances could not be set up, so no instance was started. "
                                 "Please contact support.", detail=str(exc)) from None
         name = unix_name(self.user.name)
         return InstanceAccount(name=name, uid=uid, home=self.home_mount.format(username=name))

@@ -9,6 +9,7 @@ import shlex
 import stat
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -21,6 +22,7 @@ from spawners.openstack.account import (
     default_uid,
     unix_name,
 )
+from spawners.openstack.errors import InstanceError
 from spawners.openstack.userdata import TOKEN_FILE, build_user_data
 from visa_hub.bootstrap import code_hash, code_matches, new_code
 from visa_hub.instance.start import CODE_VARIABLE, server_environment, store_token, stored_token
@@ -52,6 +54,23 @@ def test_default_uids_are_stable_in_range_and_never_system_accounts():
 def test_the_default_instance_command_is_the_instance_environments():
     assert OpenStackSpawner().cmd == ["/opt/visa-instance/bin/jupyterhub-singleuser"]
     assert OpenStackSpawner(instance_prefix="/srv/lab-env/").cmd == ["/srv/lab-env/bin/jupyterhub-singleuser"]
+
+
+async def test_her_uid_comes_from_the_hook_then_the_map_then_the_default():
+    async def ldap(spawner):
+        return {"alice": 4242}.get(spawner.user.name)
+
+    def spawner(name: str, **config) -> OpenStackSpawner:
+        return OpenStackSpawner(user=SimpleNamespace(name=name), uid_map={"bob": 5151, "eve": 0}, **config)
+
+    alice = await spawner("alice", uid_hook=ldap).instance_account()
+    assert (alice.name, alice.uid, alice.home) == ("alice", 4242, "/home/alice")
+    assert (await spawner("bob", uid_hook=ldap).instance_account()).uid == 5151
+    assert (await spawner("carl").instance_account()).uid == default_uid("carl")
+    with pytest.raises(InstanceError, match="could not be set up"):
+        await spawner("eve").instance_account()  # a uid_map entry of 0 never runs Lab as root
+    with pytest.raises(InstanceError, match="could not be set up"):
+        await spawner("alice", uid_hook=lambda s: 1 / 0).instance_account()
 
 
 def user_data(**overrides) -> str:
