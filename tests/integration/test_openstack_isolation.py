@@ -136,6 +136,21 @@ def test_isolation_no_other_unix_user_reads_the_server_token(cloud: Cloud, hubs,
 
     # alice herself can read her server's environment: the refusals above are about bob, not about anyone
     assert token in in_vm(server, ["cat", f"/proc/{_vm_pid(server, lab.pid)}/environ"], uid=ALICE_UID).stdout
+
+    # a reboot runs user_data again: Lab comes back as her with the token stored at first boot (the spent
+    # code is not presented again)
+    def relaunched():
+        try:
+            again = lab_process(server)
+        except (AssertionError, AttributeError, OSError):
+            return None
+        return again if again.pid != lab.pid else None
+
+    cloud.thread.connect().compute.reboot_server(server.id, "SOFT")
+    again = wait_until(relaunched, 90, "Lab to start again after the reboot")
+    assert again.uid == ALICE_UID and environ_of(again.pid)["JUPYTERHUB_API_TOKEN"] == token
+    wait_until(lambda: alice.lab().status_code == 200, 60, "Lab to answer after the reboot")
+    assert hub.hub.log_text().count("fetched its API token") == 1
     alice.close()
 
 
