@@ -71,7 +71,7 @@ def image_etc(template: Path, host_etc: Path = Path("/etc")) -> Path:
             shutil.copy2(source, partial / name, follow_symlinks=False)
         elif source.is_dir():
             shutil.copytree(source, partial / name, symlinks=True, ignore_dangling_symlinks=True,
-                            ignore=shutil.ignore_patterns("*.key", "*-key.pem", "opasswd"))
+                            ignore=shutil.ignore_patterns("*.key", "*-key.pem", "private", "opasswd"))
     system_names: set[str] = set()
     for name, id_field in ACCOUNT_FILES.items():
         try:
