@@ -184,6 +184,7 @@ class VisaSpawnerMixin(LoggingConfigurable):
         plan = self.session_plan or await self.make_plan(self.user_options)
         self.session_plan = plan
         self._plan_summary = self._last_summary = plan.summary()
+        self._owner = await self.owner_facts()
         self.cpu_limit = float(plan.flavour.cpus)
         self.mem_limit = int(plan.flavour.memory_gb * 1024**3)
         self.progress_log.emit(
@@ -208,24 +209,35 @@ class VisaSpawnerMixin(LoggingConfigurable):
         async for event in self.progress_log.follow():
             yield event
 
+    async def owner_facts(self) -> dict[str, Any]:
+        """Who owns the instance, for the sessions service (membership checks and e-mail): kept in state."""
+        person = await self.person()
+        return {"name": person.name, "email": person.email, "subject": person.subject, "staff": person.is_staff}
+
+    _owner: dict[str, Any] | None = None
+
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()
         if self._plan_summary:
             state[STATE_KEY] = self._plan_summary
         if self._last_summary:
             state[LAST_STATE_KEY] = self._last_summary
+        if self._owner:
+            state["visa_owner"] = self._owner
         return state
 
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
         self._plan_summary = state.get(STATE_KEY)
         self._last_summary = state.get(LAST_STATE_KEY, self._last_summary)
+        self._owner = state.get("visa_owner")
 
     def clear_state(self) -> None:
         """Forget the running session (the last one stays, so the stopped instance keeps its card)."""
         super().clear_state()
         self.session_plan = None
         self._plan_summary = None
+        self._owner = None
         self._progress_log = None
 
     @property

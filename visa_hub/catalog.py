@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .lifetimes import LifetimeLimits, LifetimeRules, parse_lifetimes
 from .sitedata import Node, SiteDataError, load_yaml
 
 __all__ = [
@@ -95,6 +96,7 @@ class InstrumentRule:
     images: tuple[str, ...]
     dask_profiles: tuple[str, ...] = ()
     default_dask_profile: str | None = None
+    lifetime_overrides: dict[str, float] | None = None  # the users' limits this instrument sets itself
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,7 @@ class Catalog:
     def quota_for(self, is_staff: bool) -> Quota:
         """The quota that applies to a person: staff have their own."""
         return self.staff_quota if is_staff else self.user_quota
+    lifetimes: LifetimeRules = LifetimeRules()
 
     def flavour(self, name: str) -> Flavour | None:
         return next((f for f in self.flavours if f.name == name), None)
@@ -164,6 +167,10 @@ class Catalog:
 
     def dask_profile(self, name: str) -> DaskProfile | None:
         return next((p for p in self.dask_profiles if p.name == name), None)
+
+    def lifetime_limits(self, instrument: InstrumentRule, flavour: str, image: str, staff: bool) -> LifetimeLimits:
+        """Lifetime, inactivity, warning and extension rules of one instance (see :mod:`visa_hub.lifetimes`)."""
+        return self.lifetimes.resolve(instrument.name, flavour, image, staff, instrument.lifetime_overrides)
 
     def instrument(self, name: str) -> InstrumentRule | None:
         """The rule for an instrument, matched case-insensitively (User Office spellings vary)."""
@@ -269,7 +276,8 @@ def _instrument_dask_profiles(node: Node, profiles: set[str]) -> tuple[tuple[str
     return names, default
 
 
-def _instrument(node: Node, flavours: set[str], images: set[str], profiles: set[str]) -> InstrumentRule:
+def _instrument(node: Node, flavours: set[str], images: set[str], profiles: set[str],
+                lifetimes: LifetimeRules) -> InstrumentRule:
     node.mapping(
         allowed={"name", "technique", "flavours", "default_flavour", "max_lifetime_hours",
                  "default_lifetime_hours", "images", "dask_profiles", "default_dask_profile"}
@@ -285,14 +293,20 @@ def _instrument(node: Node, flavours: set[str], images: set[str], profiles: set[
     default_flavour = default_node.text()
     if default_flavour not in allowed_flavours:
         raise default_node.error(f"{default_flavour!r} is not one of this instrument's flavours")
-    max_node = node.key("max_lifetime_hours")
+    overrides: dict[str, float] = {}
+    users = lifetimes.resolve(node.key("name").text(), "", "", staff=False)
+    max_node = node.key("max_lifetime_hours", users.max_hours)
     max_lifetime = float(max_node.number(minimum=0, strict_min=True))
-    default_lifetime_node = node.key("default_lifetime_hours", min(24.0, max_lifetime))
+    if "max_lifetime_hours" in node.value:
+        overrides["max"] = max_lifetime
+    default_lifetime_node = node.key("default_lifetime_hours", min(users.default_hours, max_lifetime))
     default_lifetime = float(default_lifetime_node.number(minimum=0, strict_min=True))
     if default_lifetime > max_lifetime:
         raise default_lifetime_node.error(
             f"must not exceed max_lifetime_hours ({max_lifetime:g}), got {default_lifetime:g}"
         )
+    if "default_lifetime_hours" in node.value or "max_lifetime_hours" in node.value:
+        overrides["default"] = default_lifetime
     images_node = node.key("images", sorted(images))
     instrument_images = images_node.text_list()
     for index, item in enumerate(images_node.items()):
@@ -309,6 +323,7 @@ def _instrument(node: Node, flavours: set[str], images: set[str], profiles: set[
         images=instrument_images,
         dask_profiles=dask_profiles,
         default_dask_profile=default_dask_profile,
+        lifetime_overrides=overrides or None,
     )
 
 
@@ -358,7 +373,7 @@ def _quotas(root: Node, instruments: list[InstrumentRule], flavours: list[Flavou
 def parse_catalog(root: Node) -> Catalog:
     """Validate a parsed catalog document (see :func:`load_catalog`)."""
     root.mapping(allowed={"site", "access", "flavours", "images", "default_image", "instruments", "dask_profiles",
-                          "quotas"})
+                          "quotas", "lifetimes"})
 
     flavour_nodes = list(root.key("flavours").items())
     if not flavour_nodes:
@@ -385,7 +400,10 @@ def parse_catalog(root: Node) -> Catalog:
     if not instrument_nodes:
         raise root.key("instruments").error("must define at least one instrument")
     profile_names = {p.name for p in dask_profiles}
-    instruments = [_instrument(n, {f.name for f in flavours}, image_names, profile_names) for n in instrument_nodes]
+    instrument_names = {n.key("name").text() for n in instrument_nodes}
+    lifetimes = parse_lifetimes(root.key("lifetimes", {}), instrument_names, {f.name for f in flavours}, image_names)
+    instruments = [_instrument(n, {f.name for f in flavours}, image_names, profile_names, lifetimes)
+                   for n in instrument_nodes]
     _unique(instrument_nodes, [i.name.casefold() for i in instruments], "instrument")
 
     access_node = root.key("access", {})
@@ -406,6 +424,7 @@ def parse_catalog(root: Node) -> Catalog:
         dask_profiles=tuple(dask_profiles),
         user_quota=user_quota,
         staff_quota=staff_quota,
+        lifetimes=lifetimes,
     )
 
 

@@ -327,12 +327,13 @@ def plan_session(
     image = catalog.image(image_name)
     assert image is not None
 
-    lifetime = rule.default_lifetime_hours if request.lifetime_hours is None else request.lifetime_hours
+    limits = catalog.lifetime_limits(rule, flavour.name, image.name, person.is_staff)
+    lifetime = limits.default_hours if request.lifetime_hours is None else request.lifetime_hours
     if lifetime <= 0:
         raise PolicyError("The lifetime must be more than 0 hours.", field="lifetime_hours")
-    if lifetime > rule.max_lifetime_hours:
+    if lifetime > limits.max_hours:
         raise PolicyError(
-            f"{rule.name} instances can run for at most {rule.max_lifetime_hours:g} hours; you asked for "
+            f"{rule.name} instances can run for at most {limits.max_hours:g} hours; you asked for "
             f"{lifetime:g}. You can extend a running instance later.",
             field="lifetime_hours",
         )
