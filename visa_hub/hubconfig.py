@@ -39,6 +39,8 @@ Environment variables (all optional; the defaults give the demo on http://127.0.
                             (a ``clouds.yaml``; the OpenStack simulator writes one, see README)
 ``VISA_SLURM_SYNC_INTERVAL`` seconds between two ``visa-hub slurm-sync`` runs, started by the hub as a managed service
                             (Slurm accounts per experiment; see docs/slurm.md). Unset: not started
+``VISA_PUBLIC_URL``         the hub's URL as people and instances reach it (links in e-mail; default: bind URL)
+``VISA_SESSIONS_PORT``      port of the sessions service (lifetimes, extensions; default: a free port)
 ``VISA_LOG_LEVEL``          the hub's log level (``INFO``; ``DEBUG`` never shows tokens or passwords)
 ``JUPYTERHUB_CRYPT_KEY``    key for encrypted auth_state (default: generated once into the data dir)
 ==========================  ===============================================================================
@@ -120,6 +122,7 @@ def configure(c: Any, env: Mapping[str, str] | None = None) -> Path:
         c.JupyterHub.services.append(slurm_sync_service(float(env["VISA_SLURM_SYNC_INTERVAL"]), env=env))
     _configure_hub_pages(c)
     _configure_apps(c, env, data_dir)
+    _configure_sessions(c, data_dir, env)
     return data_dir
 
 
@@ -158,6 +161,14 @@ def _configure_instance_tokens(c: Any) -> None:
     # it is one of the hub's own handlers; JupyterHub logs that extra_handlers are deprecated.
     c.JupyterHub.extra_handlers.append(  # tornado imports the handler by name
         (f"/api/{INSTANCE_TOKEN_PATH}", "visa_hub.bootstrap_api.InstanceTokenHandler"))
+
+
+def _configure_sessions(c: Any, data_dir: Path, env: Mapping[str, str]) -> None:
+    """The sessions service (lifetimes, extension requests): a managed service with its own role."""
+    from .sessions import configure_service
+
+    public_url = (env.get("VISA_PUBLIC_URL") or c.JupyterHub.bind_url).rstrip("/")
+    configure_service(c, data_dir, public_url, env)
 
 
 def _configure_production_identity(c: Any, env: Mapping[str, str]) -> None:

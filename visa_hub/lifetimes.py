@@ -7,7 +7,7 @@ The catalog's ``lifetimes:`` section (all keys optional; VISA's defaults apply):
       staff: {default: 24h, max: 60d, inactivity: 8d}
       warnings: [48h, 1h]          # warn this long before the end of life
       inactivity_warning: 24h      # ... and this long before an inactivity stop
-      membership_grace: 1h         # a member removed from the experiment: her instance stops this long after the warning
+      membership_grace: 1h         # a removed member's instance stops this long after the warning
       extension:
         step: 24h                  # what one "Extend" asks for
         auto: all                  # who is extended at once: all | staff | none
