@@ -17,6 +17,7 @@ import {
   VISA_LAUNCHER_CATEGORY
 } from './launcher';
 import { appsPlugin } from './apps';
+import { startLifetime } from './lifetime';
 
 const PLUGIN_ID = '@visa-hub/labextension:session';
 const OPEN_COMMAND = 'visa-hub:open-session';
@@ -83,6 +84,8 @@ async function activate(
     panel?.refresh();
   };
   window.setInterval(redraw, TICK_MS);
+  // the hub's sessions service: countdown after extensions, warnings, notifications
+  startLifetime(app, countdown, status.node, redraw);
   window.setInterval(async () => {
     try {
       const fresh = await fetchSession();

@@ -4,6 +4,7 @@ import { IVisaSession } from './api';
 import { Countdown } from './clock';
 import { describeFlavour, formatDateTime, formatTimeLeft } from './format';
 import { sessionIcon } from './icons';
+import { panelExtras } from './lifetime';
 
 /** Leave Lab for a hub page (the hub asks for confirmation before it stops anything). */
 function goTo(url: string): void {
@@ -87,7 +88,7 @@ export class SessionPanel extends Widget {
     note.textContent =
       'Both ask for confirmation on the hub first. Your files stay in your home; save open notebooks before.';
 
-    this.node.replaceChildren(heading, table, actions, note);
+    this.node.replaceChildren(heading, table, actions, note, ...panelExtras());
   }
 
   private _button(

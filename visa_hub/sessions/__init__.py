@@ -67,5 +67,11 @@ def configure_service(c: Any, data_dir: Path, public_url: str, env: Mapping[str,
         "scopes": SERVICE_SCOPES,
         "services": [SERVICE_NAME],
     })
+    # every person may use the service (her own instances; the service decides what else she may see)
+    c.JupyterHub.load_roles.append({
+        "name": "user",
+        "description": "Standard user privileges, and visa-hub's sessions service",
+        "scopes": ["self", f"access:services!service={SERVICE_NAME}"],
+    })
     # instances reach the service through the proxy (their server extension forwards the labextension's calls)
     c.Spawner.environment.update({"VISA_SESSIONS_URL": f"{public_url}/services/{SERVICE_NAME}/"})

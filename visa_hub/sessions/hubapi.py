@@ -73,7 +73,7 @@ class HubAPI:
             f"{self.api_url}/{path.lstrip('/')}", method=method,
             headers={"Authorization": f"token {self._token}", "Accept": "application/jupyterhub-pagination+json",
                      "Content-Type": "application/json"},
-            body=None if body is None else json.dumps(body), allow_nonempty_body=True,
+            body=None if body is None else json.dumps(body),
             request_timeout=self.timeout,
         )
         try:

@@ -15,10 +15,12 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from .activity import setup_activity
 from .dask_dashboard import setup_dask_dashboards
 from .desktop import setup_desktop
 from .desktop.api import setup_desktop_api
 from .handlers import setup_handlers
+from .lifetime import setup_lifetime
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
@@ -59,6 +61,7 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     _write_dask_config(serverapp)
     setup_handlers(serverapp.web_app)
     _setup_apps(serverapp)
+    setup_lifetime(serverapp.web_app)
     serverapp.log.info("visa-hub: session API at %svisa/api/session", serverapp.web_app.settings["base_url"])
     setup_dask_dashboards(serverapp.web_app)
     try:
@@ -68,3 +71,4 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
         serverapp.log.exception("visa-hub: the desktop could not be set up")
     else:
         serverapp.log.info("visa-hub: desktop at %svisa-desktop/", serverapp.web_app.settings["base_url"])
+        setup_activity(serverapp, state)
