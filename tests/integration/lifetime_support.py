@@ -7,7 +7,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
+from conftest import missing_peer
 
 from hubtest import REPO, HubProcess, UserSession, wait_until
 
@@ -106,3 +108,39 @@ def login(hub: HubProcess, user: str) -> UserSession:
     session = UserSession(hub, user)
     assert session.login().status_code == 200
     return session
+
+
+@pytest.fixture
+def smtp(tmp_path: Path):
+    try:
+        import aiosmtpd  # noqa: F401
+    except ImportError:
+        missing_peer("aiosmtpd not installed (pip install -e .[test])")
+    from peers_smtp import smtp_server
+
+    with smtp_server(tmp_path / "smtp") as peer:
+        yield peer
+
+
+@pytest.fixture
+def lifetime_hub(tmp_path: Path, smtp, hubs):
+    """Factory: a real hub with the short-lifetime catalog and the mailer pointed at the test SMTP server."""
+    if not (HubProcess.config_file.parent / "node_modules/.bin/configurable-http-proxy").exists():
+        missing_peer("configurable-http-proxy not installed (run `npm install`)")
+    started: list[HubProcess] = []
+
+    def start(lifetimes=SHORT_LIFETIMES, extra: str = "", keep_servers: bool = False, **env: str) -> HubProcess:
+        catalog = write_catalog(tmp_path, lifetimes)
+        config = write_hub_config(tmp_path, catalog, smtp.hub_config() + extra)
+        hub = HubProcess(tmp_path / "data", config_file=config,
+                         extra_env={"VISA_KEEP_SERVERS": "1" if keep_servers else "0", **env})
+        hubs.append(hub)
+        started.append(hub)
+        return hub.start()
+
+    yield start
+    for hub in started:
+        hub.stop()
+        hub.kill_instances()
+
+

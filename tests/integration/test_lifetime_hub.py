@@ -14,55 +14,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import missing_peer
-from lifetime_support import (
-    EXPERIMENT,
-    SHORT_LIFETIMES,
-    ServiceClient,
-    expires,
-    login,
-    relaunch_link,
-    write_catalog,
-    write_hub_config,
-)
 
 from hubtest import HubProcess, wait_until
+from lifetime_support import EXPERIMENT, ServiceClient, expires, lifetime_hub, login, relaunch_link, smtp  # noqa: F401
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def smtp(tmp_path: Path):
-    try:
-        import aiosmtpd  # noqa: F401
-    except ImportError:
-        missing_peer("aiosmtpd not installed (pip install -e .[test])")
-    from peers_smtp import smtp_server
-
-    with smtp_server(tmp_path / "smtp") as peer:
-        yield peer
-
-
-@pytest.fixture
-def lifetime_hub(tmp_path: Path, smtp, hubs):
-    """Factory: a real hub with the short-lifetime catalog and the mailer pointed at the test SMTP server."""
-    if not (HubProcess.config_file.parent / "node_modules/.bin/configurable-http-proxy").exists():
-        missing_peer("configurable-http-proxy not installed (run `npm install`)")
-    started: list[HubProcess] = []
-
-    def start(lifetimes=SHORT_LIFETIMES, extra: str = "", keep_servers: bool = False, **env: str) -> HubProcess:
-        catalog = write_catalog(tmp_path, lifetimes)
-        config = write_hub_config(tmp_path, catalog, smtp.hub_config() + extra)
-        hub = HubProcess(tmp_path / "data", config_file=config,
-                         extra_env={"VISA_KEEP_SERVERS": "1" if keep_servers else "0", **env})
-        hubs.append(hub)
-        started.append(hub)
-        return hub.start()
-
-    yield start
-    for hub in started:
-        hub.stop()
-        hub.kill_instances()
 
 
 def pid_alive(pid: int) -> bool:
@@ -84,7 +40,7 @@ def server_pid(hub: HubProcess, user: str) -> int:
     return int(json.loads(row[0])["pid"])
 
 
-def test_lifetime_warning_mail_extension_request_expiry_and_relaunch(lifetime_hub, smtp):
+def test_lifetime_warning_mail_extension_request_expiry_and_relaunch(lifetime_hub, smtp):  # noqa: F811
     hub = lifetime_hub()
     alice, olga = login(hub, "alice"), login(hub, "olga")
     response = alice.submit_spawn_form(experiment=EXPERIMENT, flavour="small", lifetime_hours="0.05")
@@ -124,7 +80,7 @@ def test_lifetime_warning_mail_extension_request_expiry_and_relaunch(lifetime_hu
     again = service.post("api/instances/alice//extend", {"hours": 0.2, "comment": "again"}, expect=409)
     assert "one pending request" in again["message"]
     wait_until(lambda: smtp.received("olga@ess.example.org", "Extension request"), 30, "the admins' e-mail")
-    assert service.post("api/requests/%d" % pending["request"]["id"], {"decision": "accept"}, expect=403)
+    assert service.post(f"api/requests/{pending['request']['id']}", {"decision": "accept"}, expect=403)
 
     # the admin approves: the expiry moves, the owner is told (API answers for Lab, and e-mail)
     before = expires(service.instance("alice"))
