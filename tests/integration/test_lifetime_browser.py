@@ -9,9 +9,9 @@ import datetime as dt
 import re
 
 import pytest
-from lifetime_support import EXPERIMENT, ServiceClient, expires, lifetime_hub, login, smtp  # noqa: F401
 
 from hubtest import DEMO_PASSWORD, wait_until
+from lifetime_support import EXPERIMENT, ServiceClient, expires, lifetime_hub, login, smtp  # noqa: F401
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

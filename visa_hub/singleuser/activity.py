@@ -87,7 +87,7 @@ async def follow_desktop(serverapp: Any, desktop: Any, interval: float) -> None:
         previous = settings.get(SETTING)
         if last_input > settings["started"] and (previous is None or last_input > previous + dt.timedelta(seconds=1)):
             settings[SETTING] = last_input
-            serverapp.log.debug("visa-hub: desktop input at %s", last_input.isoformat())
+            serverapp.log.info("visa-hub: desktop input at %s", last_input.isoformat())
 
 
 def setup_activity(serverapp: Any, desktop: Any) -> None:
