@@ -8,6 +8,7 @@ and every ``c.VisaSessions`` / ``c.VisaMailer`` / ``c.SlurmLimits`` setting are 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 from pathlib import Path
@@ -73,6 +74,10 @@ class SessionsApp(Application):
     hub_config = Unicode("", config=True, help="The hub's config file, read for the site's settings.")
     aliases = {"hub-config": "SessionsApp.hub_config", "log-level": "Application.log_level"}
     classes = [VisaSessions, VisaMailer, SlurmLimits, VisaSite]
+
+    @default("log_level")
+    def _default_log_level(self) -> int:
+        return logging.INFO
 
     def initialize(self, argv=None) -> None:
         super().initialize(argv)
