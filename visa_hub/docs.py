@@ -31,6 +31,10 @@ DOCUMENTED = [
     ("visa_hub.slurm.sync:SlurmSync", ["visa_hub.slurm.sync:SlurmSync"]),
     ("visa_hub.cli:SlurmSyncApp", ["visa_hub.cli:SlurmSyncApp"]),
     ("visa_hub.apps.kernelspecs:AppKernelSpecManager", ["visa_hub.apps.kernelspecs:AppKernelSpecManager"]),
+    ("visa_hub.sessions.app:VisaSessions", ["visa_hub.sessions.app:VisaSessions"]),
+    ("visa_hub.sessions.mailer:VisaMailer", ["visa_hub.sessions.mailer:VisaMailer"]),
+    ("visa_hub.sessions.backends:SlurmLimits", ["visa_hub.sessions.backends:SlurmLimits"]),
+    ("visa_hub.singleuser.activity:VisaActivity", ["visa_hub.singleuser.activity:VisaActivity"]),
 ]
 
 

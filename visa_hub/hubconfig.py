@@ -41,6 +41,7 @@ Environment variables (all optional; the defaults give the demo on http://127.0.
                             (Slurm accounts per experiment; see docs/slurm.md). Unset: not started
 ``VISA_PUBLIC_URL``         the hub's URL as people and instances reach it (links in e-mail; default: bind URL)
 ``VISA_SESSIONS_PORT``      port of the sessions service (lifetimes, extensions; default: a free port)
+``VISA_SESSIONS_DB_URL``    its database (default: the hub's if that is PostgreSQL, else SQLite in the data dir)
 ``VISA_LOG_LEVEL``          the hub's log level (``INFO``; ``DEBUG`` never shows tokens or passwords)
 ``JUPYTERHUB_CRYPT_KEY``    key for encrypted auth_state (default: generated once into the data dir)
 ==========================  ===============================================================================

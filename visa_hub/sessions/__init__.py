@@ -51,6 +51,11 @@ def configure_service(c: Any, data_dir: Path, public_url: str, env: Mapping[str,
     port = int(env.get("VISA_SESSIONS_PORT") or random_port())
     environment = {k: v for k, v in env.items() if k.startswith(_PASSED_PREFIXES)}
     environment.update({"VISA_DATA_DIR": str(data_dir), "VISA_PUBLIC_URL": public_url})
+    # production: the service's tables (visa_*) in the hub's own PostgreSQL database, unless told otherwise
+    db_url = env.get("VISA_SESSIONS_DB_URL") or (env.get("VISA_DB_URL", "") if env.get("VISA_DB_URL", "").startswith(
+        "postgres") else "")
+    if db_url:
+        c.VisaSessions.db_url = db_url
     c.JupyterHub.services.append({
         "name": SERVICE_NAME,
         "url": f"http://127.0.0.1:{port}",
