@@ -57,6 +57,11 @@ def test_lifetime_lab_notifications_status_bar_and_relaunched_layout(lifetime_hu
     assert first.first.get_by_role("button", name="Extend").count() == 1
     assert first.first.get_by_role("button", name="Relaunch later").count() == 1
     page.screenshot(path=str(hub.data_dir / "lifetime-first-warning.png"))
+    home = page.context.new_page()  # the hub's home page shows the same warning in a banner
+    home.goto(f"{hub.url}/hub/home")
+    home.locator(".visa-lifetime-alert", has_text="end of its lifetime").wait_for(timeout=30_000)
+    assert home.locator(".visa-lifetime-alert a", has_text="Extend").count() == 1
+    home.close()
 
     page.wait_for_selector(".visa-hub-status[data-lifetime-level='2']", timeout=80_000)
     assert "visa-hub-lifetime-critical" in status.get_attribute("class")

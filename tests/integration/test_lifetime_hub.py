@@ -117,7 +117,10 @@ def test_lifetime_warning_mail_extension_request_expiry_and_relaunch(lifetime_hu
     stopped = wait_until(lambda: smtp.received("alice@example.org", "has stopped"), 30, "the 'stopped' e-mail")
     assert relaunch_link(stopped[0].get_content()) == link
 
-    # the relaunch link starts the same instance again, with the same options and the same files
+    # the spawn page offers "Relaunch with the same settings" first; the e-mail's relaunch link starts the same
+    # instance again, with the same options and the same files
+    form = alice.spawn_form().text
+    assert form.index('id="visa-relaunch-button"') < form.index('name="experiment"')
     response = alice.http.get(link.replace(hub.url, ""))
     assert response.status_code == 200, response.text[:1000]
     again_model = alice.wait_ready()

@@ -121,6 +121,13 @@ def test_warnings_at_each_threshold_once_then_stop_at_expiry():
     assert seen == [(60, EXPIRY, 1), (120, EXPIRY, 2)]
 
 
+def test_warnings_longer_than_the_whole_lifetime_do_not_fire_at_the_start():
+    facts = InstanceFacts(started_at=T0, expires_at=T0 + dt.timedelta(hours=24))
+    assert decide(facts, LIMITS, {}, T0 + dt.timedelta(minutes=1)).send == ()  # not the 48 h one
+    (warning,) = decide(facts, LIMITS, {}, T0 + dt.timedelta(hours=23, minutes=1)).send
+    assert warning.threshold_hours == 1 and warning.level == 1
+
+
 def test_late_service_sends_only_the_most_urgent_warning():
     facts = InstanceFacts(started_at=T0, expires_at=T0 + dt.timedelta(minutes=3))
     decision = decide(facts, SHORT, {}, T0 + dt.timedelta(seconds=150))

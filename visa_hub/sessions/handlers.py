@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -62,6 +63,10 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     def check_xsrf_cookie(self) -> None:
         if self._token_model is not None:
             return  # token-authenticated: no cookie, no cross-site request forgery
+        if self.request.method in ("GET", "HEAD"):
+            # our GETs change nothing, and other sites cannot read the answers (no CORS): hub pages (the home
+            # page's banner) may fetch them with the login cookie alone
+            return
         super().check_xsrf_cookie()
 
     @property
@@ -270,8 +275,12 @@ class AdminCache:
         return admin
 
 
+STATIC = Path(__file__).parent / "static"
+
+
 def routes(prefix: str) -> list[tuple]:
     return [
+        (prefix + r"static/(.*)", web.StaticFileHandler, {"path": str(STATIC)}),
         (prefix + "api/instances", InstancesHandler),
         (prefix + f"api/instances/{SERVER_PATH}", InstanceHandler),
         (prefix + f"api/instances/{SERVER_PATH}/extend", ExtendHandler),

@@ -73,8 +73,15 @@ def membership_deadline(facts: InstanceFacts, limits: LifetimeLimits, now: dt.da
     return lost + dt.timedelta(hours=limits.membership_grace_hours)
 
 
+def expiry_thresholds(facts: InstanceFacts, limits: LifetimeLimits) -> list[float]:
+    """The end-of-life warnings that apply: those shorter than the instance's whole lifetime (a 48 h warning
+    would fire at the start of a 24 h instance, which she has just chosen)."""
+    lifetime_hours = (facts.expires_at - facts.started_at).total_seconds() / 3600
+    return [t for t in limits.warnings_hours if t < lifetime_hours]
+
+
 def _expiry_warning(facts: InstanceFacts, limits: LifetimeLimits, now: dt.datetime) -> Warning | None:
-    crossed = [t for t in limits.warnings_hours if now >= facts.expires_at - dt.timedelta(hours=t)]
+    crossed = [t for t in expiry_thresholds(facts, limits) if now >= facts.expires_at - dt.timedelta(hours=t)]
     if not crossed:
         return None
     return Warning(EXPIRY, facts.expires_at, min(crossed), level=len(crossed))

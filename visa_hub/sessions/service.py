@@ -25,7 +25,17 @@ from ..useroffice import UserOffice, UserOfficeUnavailable
 from . import db as models
 from .backends import ExpiryRefused, SlurmLimits
 from .hubapi import HubAPI, RunningServer
-from .lifetime import EXPIRY, INACTIVITY, MEMBERSHIP, Decision, InstanceFacts, decide, extension_outcome, format_hours
+from .lifetime import (
+    EXPIRY,
+    INACTIVITY,
+    MEMBERSHIP,
+    Decision,
+    InstanceFacts,
+    decide,
+    expiry_thresholds,
+    extension_outcome,
+    format_hours,
+)
 from .mailer import VisaMailer
 
 SERVICE_ACTOR = "visa-sessions"
@@ -335,7 +345,7 @@ class Sessions(LoggingConfigurable):
             "seconds_left": max(0, int((inst.expires_at - now).total_seconds())),
             "last_activity": inst.last_activity.isoformat() if inst.last_activity else None,
             "stop_reason": inst.stop_reason, "stopped_at": inst.stopped_at.isoformat() if inst.stopped_at else None,
-            "warnings": warnings, "level": expiry_level, "levels": len(limits.warnings_hours),
+            "warnings": warnings, "level": expiry_level, "levels": len(expiry_thresholds(self.facts(inst), limits)),
             "extension": {
                 "step_hours": limits.extension_step_hours, "auto": limits.auto_extend,
                 "auto_up_to_hours": limits.auto_up_to_hours, "max_hours": limits.extension_max_hours,
