@@ -17,7 +17,7 @@ import {
   VISA_LAUNCHER_CATEGORY
 } from './launcher';
 import { appsPlugin } from './apps';
-import { startLifetime } from './lifetime';
+import { followsLifetime, startLifetime } from './lifetime';
 
 const PLUGIN_ID = '@visa-hub/labextension:session';
 const OPEN_COMMAND = 'visa-hub:open-session';
@@ -85,11 +85,17 @@ async function activate(
   };
   window.setInterval(redraw, TICK_MS);
   // the hub's sessions service: countdown after extensions, warnings, notifications
-  startLifetime(app, countdown, status.node, redraw);
+  startLifetime(app, countdown, status.node, lifetime => {
+    session = { ...session, expires_at: lifetime.expires_at };
+    status.session = session;
+    if (panel && !panel.isDisposed) {
+      panel.session = session;
+    }
+  });
   window.setInterval(async () => {
     try {
       const fresh = await fetchSession();
-      if (fresh) {
+      if (fresh && !followsLifetime()) {
         session = fresh;
         countdown.reset(fresh.seconds_left);
         status.session = fresh;

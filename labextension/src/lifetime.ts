@@ -43,6 +43,11 @@ const POLL_MS = 10 * 1000;
 
 let current: ILifetime | null = null;
 
+/** Whether the sessions service answers for this instance (then its expiry is the one that counts). */
+export function followsLifetime(): boolean {
+  return current !== null;
+}
+
 async function call(
   path: string,
   init: RequestInit = {}
@@ -187,7 +192,7 @@ export function startLifetime(
   app: JupyterFrontEnd,
   countdown: Countdown,
   statusNode: HTMLElement,
-  redraw: () => void
+  onChange: (lifetime: ILifetime) => void
 ): void {
   const refresh = async (): Promise<void> => {
     let lifetime: ILifetime | null;
@@ -239,7 +244,7 @@ export function startLifetime(
         );
       }
     }
-    redraw();
+    onChange(lifetime);
   };
   extendHook = () => extend(() => void refresh());
   app.commands.addCommand(EXTEND_COMMAND, {
