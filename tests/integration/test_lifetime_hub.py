@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import time
 from pathlib import Path
 
 import httpx
@@ -132,4 +131,3 @@ def test_lifetime_warning_mail_extension_request_expiry_and_relaunch(lifetime_hu
                    "shorten-admin", "stop", "instance-ended"):
         assert action in audit
     assert httpx.get(hub.url + "/services/visa-sessions/api/instances").status_code in (302, 403)
-    time.sleep(0)

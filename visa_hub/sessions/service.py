@@ -122,7 +122,7 @@ class Sessions(LoggingConfigurable):
         for server in servers:
             inst = self._instance_for(server, now)
             seen.add(inst.id)
-            await self._check_membership(inst, server, now)
+            await self._check_membership(inst, now)
             await self._apply(inst, now)
         for inst in self.db.scalars(select(models.Instance).where(models.Instance.stopped_at.is_(None))):
             if inst.id not in seen:
@@ -179,7 +179,7 @@ class Sessions(LoggingConfigurable):
             self.db.add(row)
         row.server_name, row.options, row.updated_at = inst.server_name, dict(inst.user_options or {}), now
 
-    async def _check_membership(self, inst: models.Instance, server: RunningServer, now: dt.datetime) -> None:
+    async def _check_membership(self, inst: models.Instance, now: dt.datetime) -> None:
         if self.user_office is None or inst.staff or not inst.experiment:
             return
         try:
