@@ -38,4 +38,5 @@ def test_lifetime_hub_and_service_restart_mid_lifetime(lifetime_hub, smtp):  # n
     assert -1 < late < 15, f"stopped {late:.1f} s after its expiry"
     warnings = smtp.received("alice@example.org", "stops in")
     assert len(warnings) == 2, [m["Subject"] for m in warnings]  # one per threshold, none twice
+    wait_until(lambda: smtp.received("alice@example.org", "has stopped"), 30, "the 'stopped' e-mail")
     assert len(smtp.received("alice@example.org", "has stopped")) == 1

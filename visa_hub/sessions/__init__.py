@@ -48,7 +48,11 @@ def configure_service(c: Any, data_dir: Path, public_url: str, env: Mapping[str,
     """Register the managed service and its role in a JupyterHub config ``c`` (additive)."""
     from jupyterhub.utils import random_port
 
-    port = int(env.get("VISA_SESSIONS_PORT") or random_port())
+    port = int(env.get("VISA_SESSIONS_PORT") or 0)
+    taken = {int(env.get(name, default)) for name, default in
+             (("VISA_HUB_PORT", 8000), ("VISA_HUB_API_PORT", 8081), ("VISA_PROXY_API_PORT", 8001))}
+    while not port or port in taken:  # the hub's own ports are not bound yet when this runs: never take one
+        port = random_port()
     environment = {k: v for k, v in env.items() if k.startswith(_PASSED_PREFIXES)}
     environment.update({"VISA_DATA_DIR": str(data_dir), "VISA_PUBLIC_URL": public_url})
     # production: the service's tables (visa_*) in the hub's own PostgreSQL database, unless told otherwise
