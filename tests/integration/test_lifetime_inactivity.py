@@ -96,7 +96,8 @@ def test_lifetime_inactivity_stop_warned_first_and_activity_keeps_instances(life
 
     # bob did nothing: stopped, after the warning; alice and carl outlive their old deadlines
     wait_until(lambda: not bob.server_model(), 90, "bob's idle instance to stop")
-    assert services["bob"].get("api/instances")["instances"] == []
+    wait_until(lambda: services["bob"].get("api/instances")["instances"] == [], 15,
+               "the service to see bob's instance ended")
     stopped = wait_until(lambda: smtp.received("bob@example.org", "has stopped"), 30, "bob's 'stopped' e-mail")
     assert "nobody used it" in stopped[0].get_content()
     latest = max(dt_deadline(warnings["alice"]), dt_deadline(warnings["carl"]))
