@@ -1,27 +1,44 @@
-"""Lifetimes of instances that are Slurm jobs (real slurm-wlm + munge): an extension raises the job's TimeLimit,
-one the partition does not allow is refused with a clear message, and at expiry the job is gone.
+"""Lifetimes of instances that are Slurm jobs (the Slurm peer as a site runs it: accounting, ``PrivateData=jobs``,
+the hub and its sessions service as the non-root service user): an extension raises the job's TimeLimit, one the
+partition does not allow is refused with a clear message, and at expiry the job is gone.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 from conftest import missing_peer
 
 from hubtest import wait_until
-from lifetime_support import EXPERIMENT, ServiceClient, expires, lifetime_hub, login, smtp  # noqa: F401
+from lifetime_support import EXPERIMENT, SHORT_LIFETIMES, ServiceClient, expires, login, write_catalog
 
 pytestmark = pytest.mark.integration
 
-SLURM_CONFIG = """
-c.JupyterHub.spawner_class = "visa-slurm"
-c.SlurmSpawner.req_partition = "short"
-c.SlurmSpawner.poll_interval = 2
-c.SlurmSpawner.queue_cache_seconds = 0.5
-c.Spawner.start_timeout = 90
+LIFETIME_CONFIG = """
+c.VisaSite.catalog_file = {catalog!r}
+c.VisaSessions.poll_interval = 1
+c.SlurmLimits.update_command = ["sudo", "-n", {scontrol!r}]
 """
+
+
+@pytest.fixture
+def time_limit_rule(slurm):
+    """The one sudo rule a site gives the hub's user to raise time limits (an operator's right), nothing more."""
+    scontrol = shutil.which("scontrol")
+    rule = f"{slurm.hub_user} ALL=(root) NOPASSWD: {scontrol} ^update JobId=[0-9]+ TimeLimit=[0-9]+$\n"
+    draft = slurm.root / "sudoers-time-limit"
+    draft.write_text(rule)
+    subprocess.run(["visudo", "-cf", str(draft)], check=True, capture_output=True)
+    path = Path("/etc/sudoers.d") / f"visa-test-lifetime-{slurm.root.name.replace('.', '_')}"
+    path.write_text(rule)
+    path.chmod(0o440)
+    yield scontrol
+    path.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +63,12 @@ def time_limit_minutes(slurm, job_id: str) -> int:
     return int(days or 0) * 1440 + hours * 60 + minutes + (1 if seconds else 0)
 
 
-def test_lifetime_slurm_extension_raises_time_limit_and_expiry_ends_the_job(lifetime_hub, slurm):  # noqa: F811
-    hub = lifetime_hub(extra=SLURM_CONFIG, **slurm.env)
+def test_lifetime_slurm_extension_raises_time_limit_and_expiry_ends_the_job(slurm, time_limit_rule):
+    hub = slurm.hub(partition="short")
+    catalog = write_catalog(hub.data_dir, SHORT_LIFETIMES)  # in the hub's own (service user's) directory
+    with hub.config_file.open("a") as config:
+        config.write(LIFETIME_CONFIG.format(catalog=str(catalog), scontrol=time_limit_rule))
+    hub.start()
     try:
         alice, olga = login(hub, "alice"), login(hub, "olga")
         response = alice.submit_spawn_form(experiment=EXPERIMENT, flavour="small", lifetime_hours="0.05")
@@ -85,3 +106,4 @@ def test_lifetime_slurm_extension_raises_time_limit_and_expiry_ends_the_job(life
     finally:
         hub.stop()
         slurm.cancel_all()
+        shutil.rmtree(hub.data_dir, ignore_errors=True)

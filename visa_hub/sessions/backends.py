@@ -64,14 +64,22 @@ class SlurmLimits(LoggingConfigurable):
 
     scontrol = List(
         Unicode(), ["scontrol"], config=True,
-        help="The scontrol command, with a prefix if needed (raising a job's time limit needs a Slurm operator, "
-             "e.g. ['sudo', '-n', '-u', 'slurm', 'scontrol']).",
+        help="The scontrol command that reads jobs and partitions (the hub's user, a coordinator of the "
+             "experiment accounts, may read them).",
+    )
+    update_command = List(
+        Unicode(), ["scontrol"], config=True,
+        help="The command that raises a job's time limit, called with 'update JobId=<id> TimeLimit=<minutes>'. "
+             "Only a Slurm operator may raise one, so a site gives the hub's user exactly this through sudo, e.g. "
+             "['sudo', '-n', '/usr/bin/scontrol'] with the sudoers rule "
+             "'visahub ALL=(root) NOPASSWD: /usr/bin/scontrol ^update JobId=[0-9]+ TimeLimit=[0-9]+$'.",
     )
     timeout = Float(30.0, config=True, help="Seconds before one scontrol call counts as failed.")
 
-    async def _scontrol(self, *args: str) -> str:
+    async def _scontrol(self, *args: str, command: list[str] | None = None) -> str:
+        command = list(command or self.scontrol)
         proc = await asyncio.create_subprocess_exec(
-            *self.scontrol, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            *command, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             env=os.environ.copy())
         try:
             out, err = await asyncio.wait_for(proc.communicate(), self.timeout)
@@ -80,7 +88,7 @@ class SlurmLimits(LoggingConfigurable):
             raise ExpiryRefused("The Slurm cluster did not answer in time; try again in a few minutes.") from None
         if proc.returncode:
             message = (err or out).decode(errors="replace").strip()
-            self.log.warning("%s failed: %s", shlex.join([*self.scontrol, *args]), message)
+            self.log.warning("%s failed: %s", shlex.join([*command, *args]), message)
             raise ExpiryRefused(f"Slurm refused the change: {message}")
         return out.decode(errors="replace")
 
@@ -102,6 +110,6 @@ class SlurmLimits(LoggingConfigurable):
                     f"The Slurm partition '{partition}' runs a job for at most {describe_minutes(allowed)}, so this "
                     f"instance cannot run until {expires_at:%Y-%m-%d %H:%M} UTC. Relaunch it after it ends (your "
                     "files and Lab layout are kept), or ask support for a partition with longer jobs.")
-        await self._scontrol("update", f"JobId={job_id}", f"TimeLimit={minutes}")
+        await self._scontrol("update", f"JobId={job_id}", f"TimeLimit={minutes}", command=self.update_command)
         self.log.info("Slurm job %s: time limit now %d minutes (until %s)", job_id, minutes, expires_at.isoformat())
         return minutes
