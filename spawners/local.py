@@ -4,7 +4,8 @@ Built on JupyterHub's :class:`~jupyterhub.spawner.SimpleLocalProcessSpawner` (pr
 user; no isolation between users — for demos and development only). Each user has one persistent home under
 ``data_dir/homes/<user>`` that survives stop/start and that all her instances share; each instance (a named
 server) has its own process, whose id lives in its spawner state, so a restarted hub re-attaches to every
-running instance, and its own Dask configuration directory in that home.
+running instance; its server extension gives each its own Dask configuration in that home (as on every backend,
+see :mod:`visa_hub.dask.instance`).
 """
 
 from __future__ import annotations
@@ -32,12 +33,6 @@ class LocalSpawner(VisaSpawnerMixin, ThisMachineSingleuser, SimpleLocalProcessSp
         # escaped: a username can never name a path outside the homes directory
         safe_name = url_escape_path(self.user.name).replace("/", "%2F")
         return str((Path(self.data_dir) / "homes" / safe_name).resolve())
-
-    def get_env(self) -> dict[str, str]:
-        env = super().get_env()
-        # her instances share the home: each gets its own Dask configuration (its experiment is the account)
-        env["DASK_CONFIG"] = str(Path(self.home_dir) / ".config" / "dask" / "instances" / (self.name or "default"))
-        return env
 
     async def start(self):
         plan = await self.prepare_session()

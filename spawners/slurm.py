@@ -7,8 +7,12 @@ learns the server's port from ``batchspawner-singleuser`` and cancels the job on
   ``--time`` = the session's lifetime, ``--cpus-per-task`` / ``--mem`` / ``--gres`` = the flavour; the partition
   is the operator's ``req_partition`` (empty: the cluster's default partition);
 - gives the job step a working ``PATH`` (JupyterHub 6 no longer passes it, sudo's ``secure_path`` resets it and
-  ``#SBATCH --export=<list>`` passes only the listed variables) and absolute commands, and writes the instance's
-  Dask configuration (:mod:`visa_hub.dask.instance`) before JupyterLab starts;
+  ``#SBATCH --export=<list>`` passes only the listed variables) and absolute commands, and visa-hub's instance
+  Jupyter configuration (app kernels, no news feed: :mod:`visa_hub.jupyter_defaults`) from the instance
+  environment on the node; the instance's Dask configuration is written by its server extension, as on every
+  backend (:mod:`visa_hub.dask.instance`, one directory per instance);
+- names each job after its instance (``jupyterlab-<user>-<server name>``): a person's instances are separate jobs,
+  each with its experiment's account, polled, stopped and re-attached on its own;
 - asks Slurm about all of the hub's jobs with one ``squeue`` per poll cycle (:class:`SlurmQueue`), shows the
   job's queue state and pending reason as progress, and fails a spawn with a clear message when the controller
   does not answer or the job can never start;
@@ -193,9 +197,9 @@ class SlurmSpawner(VisaSpawnerMixin, BatchSlurmSpawner):
     @default("req_prologue")
     def _req_prologue_default(self) -> str:
         return (
-            f"export PATH={self.job_path}\n"
-            "# the instance's Dask configuration (profiles of this experiment), before JupyterLab imports dask\n"
-            f"{self.python} -m visa_hub.dask.instance"
+            f"export PATH={shlex.quote(self.job_path)}\n"
+            "# visa-hub's Jupyter defaults of the instance environment (app kernels, no news), before the user's own\n"
+            f'export JUPYTER_CONFIG_PATH="$({shlex.quote(self.python)} -m visa_hub.jupyter_defaults)"'
         )
 
     @default("poll_interval")

@@ -75,7 +75,7 @@ def test_spawn_lab_stop_and_find_files_again(database, start_hub, session_factor
     # Dask in this instance defaults to the experiment's profile, accounted to the experiment
     # (each instance has its own Dask configuration directory: her instances share the home)
     dask_config = yaml.safe_load(
-        (hub.data_dir / "homes/alice/.config/dask/instances/default/visa-hub.yaml").read_text())
+        (hub.data_dir / "homes/alice/.config/dask/instances/_default/visa-hub.yaml").read_text())
     assert dask_config["jobqueue"]["slurm"]["account"] == "LOKI-2026-042"
     assert dask_config["labextension"]["factory"]["class"] == "SessionCluster"
     clusters = alice.http.get("/user/alice/dask/clusters", headers=alice._server_xsrf())

@@ -3,8 +3,8 @@
 The cluster runs as a site runs it (tests/peers_slurm.py): slurmdbd with MariaDB, accounting enforced,
 ``PrivateData=jobs``, job scripts and environments stored. The hub runs as the non-root service user ``visahub``
 with sudo rights for sbatch/squeue/scancel only. ``visa-hub slurm-sync`` made the accounts from a User Office and a
-catalog of this module: LoKI's only Dask profile allows 2 worker jobs, so a member of LOKI-2026-042 may have
-1 instance + 2 = 3 jobs queued or running in that account, however she submits them.
+catalog of this module: LoKI's only Dask profile allows 2 worker jobs and the users' quota 2 instances, so a member
+of LOKI-2026-042 may have 2 instances + 2 = 4 jobs queued or running in that account, however she submits them.
 
 alice, bob and carl are distinct unix users: alice is in LOKI-2026-042 and ODIN-2026-007, bob only in
 LOKI-2026-042, carl is staff.
@@ -109,7 +109,7 @@ def hubs(slurm, site):
         missing_peer("configurable-http-proxy not installed (run `npm install`)")
     started: list[HubProcess] = []
     # alice's instances write her Dask configuration for this module's catalog: leave her home as it was found
-    dask_config = Path("~alice/.config/dask/visa-hub.yaml").expanduser()
+    dask_config = Path("~alice/.config/dask/instances/_default/visa-hub.yaml").expanduser()
     before = dask_config.read_bytes() if dask_config.exists() else None
 
     def start(keep_servers: bool = False, **env: str) -> HubProcess:
@@ -220,13 +220,13 @@ def test_isolation_bob_cannot_submit_to_alices_experiment_account(slurm):
 def test_isolation_dask_profile_job_limit_holds_for_a_bare_sbatch(slurm):
     limits = slurm.run("sacctmgr", "-nP", "show", "associations", "where", f"account={LOKI.lower()}", "user=alice",
                        "format=maxjobs,maxsubmit,maxwall").stdout.strip()
-    assert limits == "3|3|7-00:00:00", limits  # 1 instance + tiny's 2 workers; LoKI's 168 h sessions
+    assert limits == "4|4|7-00:00:00", limits  # her quota's 2 instances + tiny's 2 workers; LoKI's 168 h sessions
     try:
-        jobs = [sbatch(slurm, "alice", LOKI) for _ in range(3)]
+        jobs = [sbatch(slurm, "alice", LOKI) for _ in range(4)]
         assert all(j.returncode == 0 for j in jobs), [j.stderr for j in jobs]
-        fourth = sbatch(slurm, "alice", LOKI)
-        assert fourth.returncode != 0 and SUBMIT_REFUSED in fourth.stderr, fourth.stderr
-        assert len(slurm.live_jobs("alice")) == 3
+        fifth = sbatch(slurm, "alice", LOKI)
+        assert fifth.returncode != 0 and SUBMIT_REFUSED in fifth.stderr, fifth.stderr
+        assert len(slurm.live_jobs("alice")) == 4
         # the limit is hers, per experiment: bob in the same experiment still submits
         assert sbatch(slurm, "bob", LOKI).returncode == 0
     finally:
@@ -243,7 +243,7 @@ def test_isolation_dask_profile_job_limit_holds_for_a_plain_slurmcluster(slurm, 
 
         cluster = SLURMCluster(account="{LOKI}", queue="ess", cores=1, memory="1GiB", processes=1,
                                walltime="00:10:00", log_directory="{home}")
-        cluster.scale(jobs=5)
+        cluster.scale(jobs=6)
         most, deadline = 0, time.monotonic() + 25
         while time.monotonic() < deadline:
             out = subprocess.run(["squeue", "-h", "-u", "alice", "-o", "%i"], capture_output=True, text=True).stdout
@@ -261,7 +261,7 @@ def test_isolation_dask_profile_job_limit_holds_for_a_plain_slurmcluster(slurm, 
         result = subprocess.run(["sudo", "-u", "alice", "env", "-i", *[f"{k}={v}" for k, v in env.items()],
                                  sys.executable, "-c", code], capture_output=True, text=True, timeout=180, cwd=home)
         assert result.returncode == 0, result.stderr[-3000:]
-        assert json.loads(result.stdout.strip().splitlines()[0])["most"] == 3, result.stderr[-3000:]
+        assert json.loads(result.stdout.strip().splitlines()[0])["most"] == 4, result.stderr[-3000:]
         assert "AssocMaxSubmitJobLimit" in result.stderr or SUBMIT_REFUSED in result.stderr, result.stderr[-3000:]
     finally:
         slurm.cancel_all()

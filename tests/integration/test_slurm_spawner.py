@@ -130,7 +130,7 @@ def test_spawn_lab_through_proxy_then_stop_cancels_the_job(slurm_hub, slurm):
     written.unlink()
 
     # the instance wrote its Dask configuration before Lab started, and dask-labextension uses it
-    dask_config = Path("~alice/.config/dask/visa-hub.yaml").expanduser().read_text()
+    dask_config = Path("~alice/.config/dask/instances/_default/visa-hub.yaml").expanduser().read_text()
     assert f"account: {EXPERIMENT}" in dask_config and "queue: ess" in dask_config
     clusters = session.http.get(f"/user/{USER}/dask/clusters", headers=session._server_xsrf())
     assert clusters.status_code == 200 and clusters.json() == []

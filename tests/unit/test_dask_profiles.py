@@ -150,10 +150,12 @@ def test_each_start_makes_credentials_only_the_owner_can_read_signed_by_a_ca_of_
     files = [Path(tls["ca-file"])] + [Path(tls[role][kind]) for role in ("scheduler", "worker", "client")
                                        for kind in ("cert", "key")]
     session_dir = files[0].parent
-    assert session_dir.parent == tmp_path / ".visa" / "dask" and all(f.parent == session_dir for f in files)
+    assert session_dir.parent == tmp_path / ".visa" / "dask" / "instances" / "_default"  # the default server's
+    assert all(f.parent == session_dir for f in files)
     assert all(f.stat().st_mode & 0o777 == 0o600 for f in files)
-    assert all(d.stat().st_mode & 0o777 == 0o700 for d in (tmp_path / ".visa", session_dir.parent, session_dir,
-                                                           tmp_path / "dask-worker-logs"))
+    assert all(d.stat().st_mode & 0o777 == 0o700 for d in (tmp_path / ".visa", tmp_path / ".visa" / "dask",
+                                                           session_dir.parent.parent, session_dir.parent,
+                                                           session_dir, tmp_path / "dask-worker-logs"))
     ca = x509.load_pem_x509_certificate(Path(tls["ca-file"]).read_bytes())
     cert = x509.load_pem_x509_certificate(Path(tls["worker"]["cert"]).read_bytes())
     cert.verify_directly_issued_by(ca)

@@ -55,6 +55,31 @@ def test_limits_of_loki_members_come_from_its_flavours_and_dask_profiles():
     assert instrument_limits(CATALOG.instrument("LoKI"), CATALOG, instances=3).max_jobs == 3 + 8
 
 
+def test_isolation_max_jobs_follow_the_catalogs_instance_quota_for_users_and_staff():
+    """Her second instance must not take one of her Dask jobs: MaxJobs counts every instance her quota allows."""
+    running = experiment("LOKI-1")
+    people = [person("alice", running), person("carl", roles=("staff",))]
+    assert (CATALOG.user_quota.instances, CATALOG.staff_quota.instances) == (2, 4)  # the demo catalog's quotas
+    accounts, _ = desired_accounts([running], people, CATALOG, NOW)
+    alice, carl = accounts["loki-1"].limits["alice"], accounts["loki-1"].limits["carl"]
+    assert alice.max_jobs == 2 + 8 and carl.max_jobs == 4 + 8
+    # the instances' share of GrpTRES is capped by the quota: users 32 CPUs / 192 GB, staff 64 CPUs / 256 GB
+    assert alice.grp_tres == {"cpu": 2 * 16 + 16, "mem": 2 * 64 * 1024 + 4 * 32 * 1024}
+    assert carl.grp_tres == {"cpu": 64 + 16, "mem": 256 * 1024 + 4 * 32 * 1024}
+    # an operator's number overrides the catalog for everyone
+    fixed, _ = desired_accounts([running], people, CATALOG, NOW, instances=1)
+    assert {u: lim.max_jobs for u, lim in fixed["loki-1"].limits.items()} == {"alice": 1 + 8, "carl": 1 + 8}
+
+
+def test_a_catalog_without_an_instance_quota_counts_one_instance():
+    from visa_hub.catalog import Quota
+    from visa_hub.slurm.accounts import quota_instances
+
+    assert quota_instances(Quota("users")) == 1
+    assert quota_instances(Quota("users", instances=3)) == 3
+    assert quota_instances(Quota("users", instances=3), override=5) == 5
+
+
 def test_open_experiments_get_accounts_with_members_and_staff():
     running, later, closed = experiment("LOKI-1"), experiment("ODIN-9", "ODIN", 200), experiment("DREAM-1", "DREAM",
                                                                                                    -800)
@@ -76,14 +101,25 @@ def test_a_first_sync_creates_accounts_members_and_coordinator_in_few_calls():
         ("add", "account", "loki-1"), ("add", "user", "alice,bob"), ("add", "coordinator", "account=loki-1")]
     assert "parent=visa" in changes[0].arguments
     assert changes[1].summaries == tuple(
-        f"Slurm account loki-1: added {u} (co-proposer) with {desired['loki-1'].limits.describe()}"
+        f"Slurm account loki-1: added {u} (co-proposer) with {desired['loki-1'].limits[u].describe()}"
         for u in ("alice", "bob"))
+
+
+def test_members_with_other_limits_are_added_in_a_call_of_their_own():
+    running = experiment("LOKI-1")
+    people = [person("alice", running), person("bob", running), person("carl", roles=("staff",))]
+    desired, _ = desired_accounts([running], people, CATALOG, NOW)
+    changes = plan_changes(desired, {}, parent="visa", coordinator=None)
+    added = [c for c in changes if c.arguments[:2] == ("add", "user")]
+    assert [c.arguments[2] for c in added] == ["alice,bob", "carl"]  # users' quota, then staff's
+    assert "MaxJobs=10" in added[0].arguments and "MaxJobs=12" in added[1].arguments
 
 
 def test_a_sync_in_step_changes_nothing_and_otherwise_only_the_difference():
     running = experiment("LOKI-1")
     desired, _ = desired_accounts([running], [person("alice", running), person("bob", running)], CATALOG, NOW)
-    limits = desired["loki-1"].limits
+    limits = desired["loki-1"].limits["alice"]
+    assert desired["loki-1"].limits["bob"] == limits
     in_step = {"loki-1": CurrentAccount("loki-1", {"alice": limits, "bob": limits}, frozenset({"visahub"}))}
     assert plan_changes(desired, in_step, parent="visa", coordinator="visahub") == []
 

@@ -3,9 +3,10 @@
 At instance start :func:`write_session_credentials` makes a fresh certificate authority, signs one certificate
 for the session's scheduler, workers and clients with it and throws the CA's private key away: only this
 session's certificate is trusted by its clusters, and no further one can be made. The files go under
-``~/.visa/dask/<session>/`` (directories 0700, files 0600); worker jobs run as the same person, so they read them
-from her home, and the job scripts carry only their paths (never the keys themselves, which
-``Security.temporary()`` would put inline into scripts that Slurm stores).
+``~/.visa/dask/instances/<instance>/session-*/`` (directories 0700, files 0600; one directory per instance, see
+:mod:`visa_hub.dask.per_instance`, so that starting one of her instances never touches another's); worker jobs run
+as the same person, so they read them from her home, and the job scripts carry only their paths (never the keys
+themselves, which ``Security.temporary()`` would put inline into scripts that Slurm stores).
 
 distributed checks the peer's certificate against the CA both ways (``ssl.CERT_REQUIRED``) and not its host name
 (schedulers and workers are reached by IP address), so the CA is what tells this session's processes from
@@ -28,6 +29,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from .per_instance import DEFAULT_INSTANCE, credentials_dir
+
 # Session directories older than this are left from ended sessions and removed at the next start.
 STALE_AFTER_SECONDS = 24 * 3600
 # Certificates outlive any lifetime (extensions included): the CA per session, not the dates, limits them.
@@ -46,6 +49,7 @@ class SessionCredentials:
 
 
 def credentials_root(home: Path) -> Path:
+    """``~/.visa/dask``: the instances' credential directories are below it (earlier versions wrote sessions here)."""
     return home / ".visa" / "dask"
 
 
@@ -101,13 +105,17 @@ def make_certificates(owner: str, now: dt.datetime) -> tuple[bytes, bytes, bytes
     return ca.public_bytes(pem), cert.public_bytes(pem), key_pem
 
 
-def write_session_credentials(home: Path, owner: str, now: dt.datetime | None = None) -> SessionCredentials:
-    """Fresh credentials for this session under ``home``; removes those of sessions that ended long ago."""
+def write_session_credentials(home: Path, owner: str, now: dt.datetime | None = None,
+                              instance: str = DEFAULT_INSTANCE) -> SessionCredentials:
+    """Fresh credentials for this session of ``instance`` under ``home``; removes those of its sessions that ended
+    long ago (other instances' credentials are theirs to clean up: they may be running)."""
     root = credentials_root(home)
-    _private_dir(root.parent)
-    _private_dir(root)
-    _remove_stale(root)
-    directory = root / f"session-{int(time.time())}-{secrets.token_hex(4)}"
+    mine = credentials_dir(home, instance)
+    for directory in (root.parent, root, mine.parent, mine):
+        _private_dir(directory)
+    _remove_stale(mine)
+    _remove_stale(root)  # sessions of versions that kept no directory per instance
+    directory = mine / f"session-{int(time.time())}-{secrets.token_hex(4)}"
     directory.mkdir(mode=0o700)
     ca, cert, key = make_certificates(owner, now or dt.datetime.now(dt.UTC))
     credentials = SessionCredentials(directory, directory / "ca.pem", directory / "cert.pem", directory / "key.pem")

@@ -1,13 +1,13 @@
 """Jupyter Server extension running inside every visa-hub instance.
 
-It writes the session's Dask configuration (:mod:`visa_hub.dask.instance`; the Slurm backend also does it in
-its job script), proxies the owner's Dask dashboards (``{base_url}visa-dask/<port>/``, see
-:mod:`visa_hub.singleuser.dask_dashboard`), serves the session information the labextension shows
-(``GET {base_url}visa/api/session``) and the remote desktop (``{base_url}visa-desktop/``, a jupyter-server-proxy
-raw socket entry to Xvnc, see :mod:`visa_hub.singleuser.desktop`) with its workstation API
-(``{base_url}visa/api/desktop/...``: keyboard layout, applications, the desktop folder). It is enabled by
-``jupyter-config/jupyter_server_config.d/visa_hub.json``, which the wheel installs into
-``etc/jupyter/jupyter_server_config.d/``.
+It gives the instance its own Dask configuration (:mod:`visa_hub.dask.instance`: ``DASK_CONFIG`` in the server's
+environment, inherited by kernels and terminals, names this instance's directory; on every backend), proxies the
+owner's Dask dashboards (``{base_url}visa-dask/<port>/``, see :mod:`visa_hub.singleuser.dask_dashboard`), serves the
+session information the labextension shows (``GET {base_url}visa/api/session``) and the remote desktop
+(``{base_url}visa-desktop/``, a jupyter-server-proxy raw socket entry to Xvnc, see
+:mod:`visa_hub.singleuser.desktop`) with its workstation API (``{base_url}visa/api/desktop/...``: keyboard layout,
+applications, the desktop folder). It is enabled by ``jupyter-config/jupyter_server_config.d/visa_hub.json``, which
+the wheel installs into ``etc/jupyter/jupyter_server_config.d/``.
 """
 
 from __future__ import annotations
@@ -29,21 +29,29 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
 
 
 def _write_dask_config(serverapp: Any) -> None:
-    """The session's Dask profiles in dask's own configuration, before any kernel imports dask."""
-    from ..dask.instance import write_dask_config
+    """This instance's Dask profiles in dask's own configuration, before any kernel or terminal starts.
+
+    ``DASK_CONFIG`` is set in this process's environment (kernels and terminals inherit it) to the instance's own
+    directory: her other instances, which share her home, keep theirs.
+    """
+    from ..dask.instance import use_instance_config
 
     try:
-        path = write_dask_config()
+        path = use_instance_config()
     except (OSError, ValueError) as exc:  # Lab works without Dask: say why in the log
         serverapp.log.error("visa-hub: could not write the Dask configuration: %s", exc)
         return
     if path is None:
         return
-    if "dask" in sys.modules:  # e.g. dask-labextension loaded first: make it see the new file
+    if "dask" in sys.modules:  # e.g. dask-labextension loaded first: make it read this instance's directory
         import dask.config
 
+        directory = str(path.parent)
+        if directory not in dask.config.paths:
+            dask.config.paths.append(directory)  # refresh() reads this list: last wins, as DASK_CONFIG would
+        dask.config.PATH = directory
         dask.config.refresh()
-    serverapp.log.info("visa-hub: Dask configuration of this session in %s", path)
+    serverapp.log.info("visa-hub: Dask configuration of this instance in %s", path)
 
 
 def _setup_apps(serverapp: Any) -> None:

@@ -5,11 +5,12 @@ that the site's Slurm administrator creates once. Each member of the experiment 
 everywhere, since they may start instances for any experiment) gets an association in it, with limits that the
 site catalog derives from the experiment's instrument:
 
-- ``MaxJobs`` = ``MaxSubmitJobs`` = her instances (``instances``) + the largest ``max_jobs`` of the instrument's Dask
-  profiles: what one person may have queued or running in the account, whether through visa-hub, dask-jobqueue or
-  a bare ``sbatch`` from her terminal;
-- ``GrpTRES`` (cpu, mem) = her instances of the largest flavour + the largest ``max_jobs`` × (cores, memory) of a
-  profile: all her running jobs in the account together;
+- ``MaxJobs`` = ``MaxSubmitJobs`` = her instances + the largest ``max_jobs`` of the instrument's Dask profiles: what
+  one person may have queued or running in the account, whether through visa-hub, dask-jobqueue or a bare
+  ``sbatch`` from her terminal. Her instances are the number her quota in the site catalog allows (``users`` or
+  ``staff``; all of them may run for one experiment), so a second instance never takes one of her Dask jobs;
+- ``GrpTRES`` (cpu, mem) = those instances of the largest flavour, at most her quota's CPUs and memory, + the
+  largest ``max_jobs`` × (cores, memory) of a profile: all her running jobs in the account together;
 - ``MaxTRES`` (cpu, mem) per job = the largest flavour or profile job;
 - ``MaxWall`` = the instrument's longest session lifetime or the longest profile walltime.
 
@@ -25,7 +26,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ..catalog import Catalog, InstrumentRule
+from ..catalog import Catalog, InstrumentRule, Quota
 from ..people import Experiment, Person
 from ..policy import is_open
 from . import ACCOUNT_NAME, account_name
@@ -96,15 +97,32 @@ def _mb(gigabytes: float) -> int:
     return math.ceil(gigabytes * 1024)
 
 
-def instrument_limits(rule: InstrumentRule, catalog: Catalog, instances: int) -> Limits:
-    """The limits of a member of an experiment on ``rule``'s instrument (see the module's docstring)."""
+#: Instances counted for a person whose quota in the site catalog sets no number (and no override is given).
+UNLIMITED_QUOTA_INSTANCES = 1
+
+
+def quota_instances(quota: Quota, override: int | None = None) -> int:
+    """How many instances a person under ``quota`` may run at once: ``override``, else the quota's number."""
+    if override is not None:
+        return override
+    return quota.instances if quota.instances is not None else UNLIMITED_QUOTA_INSTANCES
+
+
+def instrument_limits(rule: InstrumentRule, catalog: Catalog, instances: int, quota: Quota | None = None) -> Limits:
+    """The limits of a member of an experiment on ``rule``'s instrument (see the module's docstring) who may run
+    ``instances`` instances; ``quota`` (hers) caps what they use together."""
     flavours = [f for f in (catalog.flavour(name) for name in rule.flavours) if f]
     profiles = [p for p in (catalog.dask_profile(name) for name in rule.dask_profiles) if p]
     workers = max((p.max_jobs for p in profiles), default=0)
     instance_cpus = max((f.cpus for f in flavours), default=0)
     instance_mem = max((_mb(f.memory_gb) for f in flavours), default=0)
-    grp = {"cpu": instances * instance_cpus + max((p.max_jobs * p.cores for p in profiles), default=0),
-           "mem": instances * instance_mem + max((p.max_jobs * _mb(p.memory_gb) for p in profiles), default=0)}
+    all_cpus, all_mem = instances * instance_cpus, instances * instance_mem
+    if quota is not None and quota.cpus is not None:
+        all_cpus = min(all_cpus, quota.cpus)
+    if quota is not None and quota.memory_gb is not None:
+        all_mem = min(all_mem, _mb(quota.memory_gb))
+    grp = {"cpu": all_cpus + max((p.max_jobs * p.cores for p in profiles), default=0),
+           "mem": all_mem + max((p.max_jobs * _mb(p.memory_gb) for p in profiles), default=0)}
     per_job = {"cpu": max([instance_cpus, *(p.cores for p in profiles)]),
                "mem": max([instance_mem, *(_mb(p.memory_gb) for p in profiles)])}
     walls = [math.ceil(rule.max_lifetime_hours * 60), *(slurm_minutes(p.walltime) or 0 for p in profiles)]
@@ -118,7 +136,7 @@ class DesiredAccount:
     name: str
     experiment: Experiment
     members: dict[str, str]  # username → why (her role in the experiment, or "staff")
-    limits: Limits
+    limits: dict[str, Limits]  # username → her limits (her quota's instances: staff may run more)
 
 
 def desired_accounts(
@@ -127,10 +145,13 @@ def desired_accounts(
     catalog: Catalog,
     now: dt.datetime,
     *,
-    instances: int = 1,
+    instances: int | None = None,
     staff_everywhere: bool = True,
 ) -> tuple[dict[str, DesiredAccount], list[str]]:
-    """The accounts of every open experiment on one of the catalog's instruments; and what was left out, why."""
+    """The accounts of every open experiment on one of the catalog's instruments; and what was left out, why.
+
+    A member's instances are her quota's (``users`` or ``staff`` in the catalog), or ``instances`` for everyone.
+    """
     skipped: list[str] = []
     chosen: dict[str, tuple[Experiment, InstrumentRule]] = {}
     for experiment in experiments:
@@ -142,16 +163,20 @@ def desired_accounts(
             skipped.append(f"{experiment.code}: not usable as a Slurm account name")
         elif is_open(experiment, catalog, now):
             chosen.setdefault(name, (experiment, rule))
-    people = list(people)
+    people = {p.username: p for p in people}
     accounts = {}
     for name, (experiment, rule) in sorted(chosen.items()):
         members = {p.username: p.experiment(experiment.code).role
-                   for p in people if p.experiment(experiment.code) is not None}
+                   for p in people.values() if p.experiment(experiment.code) is not None}
         if staff_everywhere:
-            for person in people:
+            for person in people.values():
                 if person.is_staff:
                     members.setdefault(person.username, "staff")
-        accounts[name] = DesiredAccount(name, experiment, members, instrument_limits(rule, catalog, instances))
+        limits = {}
+        for username in members:
+            quota = catalog.quota_for(people[username].is_staff)
+            limits[username] = instrument_limits(rule, catalog, quota_instances(quota, instances), quota)
+        accounts[name] = DesiredAccount(name, experiment, members, limits)
     return accounts, skipped
 
 
@@ -180,6 +205,18 @@ class Change:
         return fields["name"], fields["account"]
 
 
+def _by_limits(users: list[str], limits: dict[str, Limits]) -> list[tuple[Limits, list[str]]]:
+    """``users`` grouped by their limits, in the order of each group's first user."""
+    groups: list[tuple[Limits, list[str]]] = []  # Limits hold dicts: compared, not hashed
+    for user in users:
+        group = next((g for g in groups if g[0] == limits[user]), None)
+        if group is None:
+            groups.append((limits[user], [user]))
+        else:
+            group[1].append(user)
+    return groups
+
+
 def plan_changes(desired: dict[str, DesiredAccount], current: dict[str, CurrentAccount], *, parent: str,
                  coordinator: str | None, cluster: str | None = None) -> list[Change]:
     """The sacctmgr calls that make ``current`` what ``desired`` says, in an order Slurm accepts."""
@@ -195,17 +232,17 @@ def plan_changes(desired: dict[str, DesiredAccount], current: dict[str, CurrentA
     for name, want in desired.items():
         have_members = current[name].members if name in current else {}
         added = sorted(set(want.members) - set(have_members))
-        if added:
+        for limits, users in _by_limits(added, want.limits):  # one call per set of limits (users, staff)
             changes.append(Change(
-                tuple(f"Slurm account {name}: added {user} ({want.members[user]}) with {want.limits.describe()}"
-                      for user in added),
-                ("add", "user", ",".join(added), f"account={name}", *where_cluster, *want.limits.settings())))
-        outdated = sorted(u for u in set(want.members) & set(have_members) if have_members[u] != want.limits)
-        if outdated:
+                tuple(f"Slurm account {name}: added {user} ({want.members[user]}) with {limits.describe()}"
+                      for user in users),
+                ("add", "user", ",".join(users), f"account={name}", *where_cluster, *limits.settings())))
+        outdated = sorted(u for u in set(want.members) & set(have_members) if have_members[u] != want.limits[u])
+        for limits, users in _by_limits(outdated, want.limits):
             changes.append(Change(
-                tuple(f"Slurm account {name}: limits of {user} set to {want.limits.describe()}" for user in outdated),
-                ("modify", "user", "where", f"name={','.join(outdated)}", f"account={name}", *where_cluster,
-                 "set", *want.limits.settings())))
+                tuple(f"Slurm account {name}: limits of {user} set to {limits.describe()}" for user in users),
+                ("modify", "user", "where", f"name={','.join(users)}", f"account={name}", *where_cluster,
+                 "set", *limits.settings())))
     uncoordinated = [name for name in desired
                      if coordinator and coordinator not in (current[name].coordinators if name in current else ())]
     if uncoordinated:

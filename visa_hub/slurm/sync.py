@@ -23,7 +23,7 @@ from traitlets import Bool, Int, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from ..site import VisaSite
-from .accounts import Change, desired_accounts, plan_changes
+from .accounts import UNLIMITED_QUOTA_INSTANCES, Change, desired_accounts, plan_changes
 from .sacctmgr import SacctmgrError, apply, current_accounts, default_accounts
 
 
@@ -53,11 +53,13 @@ class SlurmSync(LoggingConfigurable):
         return "" if user == "root" else user
 
     instances_per_person = Int(
-        1,
+        None,
+        allow_none=True,
         config=True,
-        help="Instances one person may run at once in one experiment (set it to JupyterHub's "
-        "named_server_limit_per_user when named servers are on): added to the Dask profiles' max_jobs in MaxJobs, "
-        "and to GrpTRES with the instrument's largest flavour.",
+        help="Instances one person may run at once in one experiment: added to the Dask profiles' max_jobs in "
+        "MaxJobs, and to GrpTRES with the instrument's largest flavour. Default (None): her quota in the site "
+        "catalog (quotas.users.instances, or quotas.staff.instances for staff; 1 when the catalog sets no "
+        "number). A number here overrides the catalog for everyone.",
     )
     staff_everywhere = Bool(
         True,
@@ -85,6 +87,7 @@ class SlurmSync(LoggingConfigurable):
         except NotImplementedError as exc:
             raise RuntimeError(f"visa-hub slurm-sync cannot work with this User Office: {exc}") from None
         experiments = await office.site_experiments()
+        self._warn_about_unset_quota()
         desired, skipped = desired_accounts(experiments, people, self.site.catalog, self.site.now(),
                                             instances=self.instances_per_person,
                                             staff_everywhere=self.staff_everywhere)
@@ -94,6 +97,18 @@ class SlurmSync(LoggingConfigurable):
                                          command=self.sacctmgr_command)
         return plan_changes(desired, current, parent=self.parent_account, coordinator=self.coordinator or None,
                             cluster=self.cluster or None)
+
+    def _warn_about_unset_quota(self) -> None:
+        if self.instances_per_person is not None:
+            return
+        catalog = self.site.catalog
+        for quota in (catalog.user_quota, catalog.staff_quota):
+            if quota.instances is None:
+                self.log.warning(
+                    "The site catalog (%s) sets no number of instances for %s (quotas.%s.instances): Slurm's MaxJobs "
+                    "counts %d instance per person, so further instances take Dask jobs from her. Set the quota, "
+                    "or SlurmSync.instances_per_person.", catalog.source, quota.name, quota.name,
+                    UNLIMITED_QUOTA_INSTANCES)
 
     async def run_once(self) -> tuple[int, int]:
         """One sync; (changes made or, in a dry run, planned; changes that failed)."""
