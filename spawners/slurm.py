@@ -62,6 +62,9 @@ CONTROLLER_DOWN = ("Unable to contact slurm controller", "Socket timed out", "Co
                    "Zero Bytes were transmitted or received")
 # never submitted to Slurm: the job step fetches the token from the hub (spawners/slurm_token.py)
 TOKEN_VARIABLES = ("JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN")
+# set in the job, not by the hub: visa-hub's Jupyter defaults (job script) and the instance's Dask configuration
+# directory (server extension), passed on to the job step and to the Dask worker jobs the instance submits
+SET_IN_JOB = ("JUPYTER_CONFIG_PATH", "DASK_CONFIG")
 
 def slurm_time(hours: float) -> str:
     """Hours as a Slurm time limit (``D-HH:MM:SS``), rounded up to the minute."""
@@ -230,6 +233,10 @@ class SlurmSpawner(VisaSpawnerMixin, BatchSlurmSpawner):
     def get_req_subvars(self) -> dict:
         subvars = super().get_req_subvars()
         subvars["servername"] = self.name  # named servers: one job name per instance
+        # set inside the job (the prologue, the server extension): the job step gets, and the person's own sbatch
+        # from the instance (Dask workers) passes on, only the variables listed in --export (SLURM_EXPORT_ENV)
+        listed = subvars["keepvars"].split(",") if subvars.get("keepvars") else []
+        subvars["keepvars"] = ",".join([*listed, *(name for name in SET_IN_JOB if name not in listed)])
         return subvars
 
     def cmd_formatted_for_batch(self) -> str:
