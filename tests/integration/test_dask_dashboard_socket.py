@@ -58,3 +58,36 @@ def test_the_socket_directory_must_be_this_users(tmp_path: Path):
     run.symlink_to(tmp_path)  # e.g. planted to make her serve her dashboard somewhere else
     with pytest.raises(OSError, match="is not a directory of this user"):
         private_socket_dir(tmp_path)
+
+
+async def test_isolation_a_dashboard_is_proxied_only_by_the_instance_that_started_it(tmp_path: Path, monkeypatch):
+    """Her instances share her home (and its socket directory): the ODIN instance's server, which she may share with
+    its collaborators, does not serve the dashboard of a scheduler started in her LOKI instance."""
+    import asyncio
+
+    from jupyter_server_process import launch_jupyter_server
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("JUPYTERHUB_SERVER_NAME", "loki-2026-042")  # as in a kernel of that instance
+    servers = {}
+    for name in ("loki-2026-042", "odin-2026-007"):
+        (tmp_path / name).mkdir()
+        servers[name] = launch_jupyter_server(tmp_path / name, root=home,
+                                              env={"HOME": str(home), "JUPYTERHUB_SERVER_NAME": name})
+    try:
+        for server in servers.values():
+            await asyncio.to_thread(server.wait_until_up, 60)
+        async with Scheduler(dashboard_address="127.0.0.1:0", preload=[MODULE], port=0) as scheduler:
+            port = scheduler.http_server.port
+            path = home / ".visa" / "dask" / "run" / f"{port}.sock"
+            assert (path.parent / f"{port}.instance").read_text() == "loki-2026-042"
+            answers = {name: await asyncio.to_thread(server.get, f"visa-dask/{port}/status")
+                       for name, server in servers.items()}
+            assert answers["loki-2026-042"].status_code == 200 and "Dask" in answers["loki-2026-042"].text
+            assert answers["odin-2026-007"].status_code == 404 and "Dask" not in answers["odin-2026-007"].text
+        assert not (path.parent / f"{port}.instance").exists()  # removed with the socket
+    finally:
+        for server in servers.values():
+            server.stop()

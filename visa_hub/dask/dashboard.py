@@ -11,7 +11,10 @@ clusters), and when one starts:
   enter (0700). Her Jupyter server proxies it at ``<server>/visa-dask/<port>/`` (see
   :mod:`visa_hub.singleuser.dask_dashboard`), which the hub lets only her and whom she shares with reach;
   ``<port>`` is the port the dashboard had (another number if a live dashboard already has that name: the
-  port is free again once closed), and dask's ``dashboard_link`` shows it;
+  port is free again once closed), and dask's ``dashboard_link`` shows it. Her instances share her home, so
+  ``<port>.instance`` next to the socket names the instance whose kernel or terminal started the scheduler
+  (:func:`~visa_hub.dask.per_instance.instance_key`), and only that instance's server proxies it: whom she shares
+  one instance with never sees the dashboards of another;
 - a **worker** (a Slurm job on a compute node) stops its HTTP endpoint (metrics, health): nothing needs it, and
   every user of that node could read it.
 
@@ -32,6 +35,8 @@ from typing import Any
 
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_unix_socket
+
+from .per_instance import instance_key
 
 log = logging.getLogger("visa_hub.dask")
 
@@ -64,6 +69,32 @@ def private_socket_dir(home: Path | None = None) -> Path:
         raise DashboardSocketError(f"{directory} is not a directory of this user: not serving a dashboard there")
     directory.chmod(0o700)
     return directory
+
+
+def owner_file(path: Path) -> Path:
+    """The file next to a dashboard socket that names the instance it belongs to."""
+    return path.with_suffix(".instance")
+
+
+def served_by(path: Path) -> str | None:
+    """The instance (its :func:`~visa_hub.dask.per_instance.instance_key`) whose dashboard ``path`` is, if known."""
+    try:
+        return owner_file(path).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _claim_for_instance(directory: Path, port: int) -> tuple[int, Path]:
+    """A socket name for this dashboard, marked as this instance's before the socket exists."""
+    number, path = _claim(directory, port)
+    marker = owner_file(path)
+    partial = marker.with_suffix(".instance.partial")
+    partial.unlink(missing_ok=True)
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(instance_key(os.environ))
+    partial.replace(marker)
+    return number, path
 
 
 def _in_use(path: Path) -> bool:
@@ -104,7 +135,7 @@ async def dask_setup(dask_server: Any) -> None:
         log.info("visa-hub: this worker's HTTP endpoint is closed (only its owner's dashboard is served)")
         return
     try:
-        number, path = _claim(private_socket_dir(), http_server.port)
+        number, path = _claim_for_instance(private_socket_dir(), http_server.port)
         if len(os.fsencode(path)) > SOCKET_PATH_MAX:
             raise DashboardSocketError(f"the socket path {path} is too long for a Unix socket")
         unix_server = HTTPServer(dask_server.http_application)
@@ -124,5 +155,6 @@ async def dask_teardown(dask_server: Any) -> None:
         return
     unix_server, path = served
     await _stop_tcp(unix_server)
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
+    for used in (path, owner_file(path)):
+        with contextlib.suppress(FileNotFoundError):
+            used.unlink()

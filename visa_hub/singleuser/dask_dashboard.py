@@ -2,6 +2,8 @@
 
 Every scheduler its owner starts serves its dashboard on ``~/.visa/dask/run/<port>.sock`` (see
 :mod:`visa_hub.dask.dashboard`), which nobody else on the machine can open; dask's ``dashboard_link`` points here.
+Only dashboards started from this instance are served (her other instances share the socket directory, and may be
+shared with other people).
 The handler is jupyter-server-proxy's (HTTP and websockets, authentication on every request: under JupyterHub
 only people the hub grants access to this server get past it, everyone else gets 403), pointed at that socket.
 On top, it asks the server's authorizer for ``read`` on :data:`DASK_RESOURCE`, so a sharing policy can keep
@@ -10,6 +12,7 @@ guests away from the dashboards.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,8 @@ from jupyter_server.utils import ensure_async, url_path_join
 from jupyter_server_proxy.handlers import LocalProxyHandler
 from tornado import web
 
-from ..dask.dashboard import socket_path
+from ..dask.dashboard import served_by, socket_path
+from ..dask.per_instance import instance_key
 
 #: The resource the dashboards authorize against.
 DASK_RESOURCE = "visa-dask"
@@ -36,8 +40,8 @@ class DaskDashboardHandler(LocalProxyHandler):
 
     def _use_socket(self, port: str) -> None:
         path = socket_path(int(port), Path.home())
-        if not path.is_socket():
-            raise web.HTTPError(404, f"No Dask dashboard {port} is running in this session.")
+        if not path.is_socket() or served_by(path) != instance_key(os.environ):
+            raise web.HTTPError(404, f"No Dask dashboard {port} is running in this instance.")
         self.unix_socket = str(path)
         self.proxy_base = f"{PATH}/{port}"  # redirects are rewritten under our path, not /proxy/<port>
 
