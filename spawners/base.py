@@ -132,6 +132,7 @@ class VisaSpawnerMixin(LoggingConfigurable):
             last=last,
             now=now,
             usage=QuotaUsage.of(catalog.quota_for(person.is_staff), running),
+            conflict=self.instance_conflict(),
             running=running,
             new_names={e.code: instance_name(e.code, taken) for e in experiments},
             fresh_names=sorted(set(self.user.orm_spawners) - taken - {""}),
@@ -159,6 +160,9 @@ class VisaSpawnerMixin(LoggingConfigurable):
         try:
             request = SpawnRequest.from_options(user_options or {})
             plan = plan_session(person, request, catalog, self.site.now(), site_experiments, running)
+            conflict = self.instance_conflict()
+            if conflict:
+                raise PolicyError(conflict)
         except PolicyError as exc:
             self.log.info("Spawn of %s refused by policy: %s", self._log_name, exc.message)
             raise policy_refusal(exc) from None
@@ -168,6 +172,12 @@ class VisaSpawnerMixin(LoggingConfigurable):
             plan.lifetime_hours,
         )
         return plan
+
+    def instance_conflict(self) -> str | None:
+        """Why the backend cannot start this instance while her others run, or ``None``: e.g. a home that only
+        one instance at a time can use. Checked with the policy, before anything is created, and shown on the
+        spawn form. Must not await (see :meth:`make_plan`)."""
+        return None
 
     @default("apply_user_options")
     def _apply_user_options_default(self):

@@ -19,7 +19,7 @@ from . import reaper
 from .cloud import Cloud, CloudSettings
 from .errors import status_code
 from .poller import ServerPoller
-from .reaper import FLOATING_IP_MARKER, Reaper
+from .reaper import Reaper, floating_ip_description
 
 
 @dataclass(frozen=True)
@@ -125,16 +125,23 @@ class Fleet:
 
         return await self.cloud.call(f"creating server {spec['name']}", _create_server, spec, on_retry=adopt)
 
+    async def console_tail(self, server_id: str, lines: int = 40) -> str:
+        """The last lines of a server's console (what its start-up script printed)."""
+        return await self.cloud.call(f"reading the console of {server_id}", _console_tail, server_id, lines,
+                                     retries=0)
+
     async def delete_server(self, server_id: str) -> None:
         await self.cloud.call(f"deleting server {server_id}", reaper.delete_server, server_id)
 
     async def delete_leftover_ports(self, server_id: str) -> int:
         return await self.cloud.call(f"cleaning up ports of {server_id}", _delete_ports, server_id)
 
-    async def attach_floating_ip(self, server_id: str) -> tuple[str, str]:
-        marker = FLOATING_IP_MARKER.format(hub_id=self.settings.hub_id)
+    async def attach_floating_ip(self, server_id: str, instance: str) -> tuple[str, str]:
+        """A floating IP on the server's port, described as this hub's and this instance's
+        (``visa-hub <hub id> <user>/<server name>``)."""
+        description = floating_ip_description(self.settings.hub_id, instance)
         return await self.cloud.call(f"adding a floating IP to {server_id}", _create_floating_ip,
-                                     self.settings.floating_ip_network, server_id, marker, retries=0)
+                                     self.settings.floating_ip_network, server_id, description, retries=0)
 
     async def delete_floating_ip(self, fip_id: str) -> None:
         await self.cloud.call(f"deleting floating IP {fip_id}", reaper.delete_floating_ip, fip_id)
@@ -220,6 +227,10 @@ def _create_server(conn: Any, spec: dict[str, Any]) -> str:
     return conn.compute.create_server(**spec).id
 
 
+def _console_tail(conn: Any, server_id: str, lines: int) -> str:
+    return str((conn.compute.get_server_console_output(server_id, length=lines) or {}).get("output") or "")
+
+
 def _find_by_spawn(conn: Any, tag: str, name: str, spawn_id: str) -> str | None:
     for server in conn.compute.servers(details=True, tags=tag, name=f"^{re.escape(name)}$"):
         if (server.metadata or {}).get("visa_spawn") == spawn_id:
@@ -234,10 +245,10 @@ def _delete_ports(conn: Any, server_id: str) -> int:
     return len(ports)
 
 
-def _create_floating_ip(conn: Any, network: str, server_id: str, marker: str) -> tuple[str, str]:
+def _create_floating_ip(conn: Any, network: str, server_id: str, description: str) -> tuple[str, str]:
     (port, *_) = list(conn.network.ports(device_id=server_id)) or [None]
     if port is None:
         raise RuntimeError(f"server {server_id} has no port for a floating IP")
     external = conn.network.find_network(network, ignore_missing=False)
-    fip = conn.network.create_ip(floating_network_id=external.id, port_id=port.id, description=marker)
+    fip = conn.network.create_ip(floating_network_id=external.id, port_id=port.id, description=description)
     return fip.id, fip.floating_ip_address

@@ -19,7 +19,18 @@ from .cloud import Cloud
 from .errors import status_code
 from .poller import ServerView, Snapshot
 
-FLOATING_IP_MARKER = "visa-hub {hub_id}"
+FLOATING_IP_MARKER = "visa-hub {hub_id}"  # a floating IP's description starts with it, then "<user>/<server>"
+
+
+def floating_ip_description(hub_id: str, instance: str) -> str:
+    """The description of an instance's floating IP: this hub's marker and the instance (``user/server``)."""
+    return f"{FLOATING_IP_MARKER.format(hub_id=hub_id)} {instance}"[:255]
+
+
+def is_hub_floating_ip(description: str, hub_id: str) -> bool:
+    """Made by this hub (not by another hub whose id merely starts the same)."""
+    marker = FLOATING_IP_MARKER.format(hub_id=hub_id)
+    return description == marker or description.startswith(marker + " ")
 
 
 class Reaper:
@@ -104,22 +115,21 @@ class Reaper:
 
     async def sweep(self, snapshot: Snapshot) -> None:
         """Delete the hub's floating IPs that lost their server (one list call, every few cycles)."""
-        marker = FLOATING_IP_MARKER.format(hub_id=self.hub_id)
         try:
-            ips = await self.cloud.call("listing the hub's floating IPs", _floating_ips, marker, retries=0)
+            ips = await self.cloud.call("listing the hub's floating IPs", _floating_ips, self.hub_id, retries=0)
         except Exception as exc:
             self.log.warning("Reaper: listing floating IPs failed (%s); will try again", exc)
             return
         for fip in ips:
             if fip["port_id"]:
                 continue  # still on a server's port (created and associated in one call, never loose)
+            what = f"{fip['address']} ({fip['description']})"
             if self.dry_run:
-                self.log.warning("Reaper [dry run]: would delete floating IP %s (its server is gone)",
-                                 fip["address"])
+                self.log.warning("Reaper [dry run]: would delete floating IP %s: its server is gone", what)
                 continue
             try:
                 await self.cloud.call("deleting a floating IP", delete_floating_ip, fip["id"], retries=1)
-                self.log.warning("Reaper: deleted floating IP %s (its server is gone)", fip["address"])
+                self.log.warning("Reaper: deleted floating IP %s: its server is gone", what)
             except Exception as exc:
                 self.log.warning("Reaper: deleting floating IP %s failed (%s)", fip["address"], exc)
 
@@ -133,9 +143,10 @@ def delete_server(conn: Any, server_id: str) -> None:
             raise
 
 
-def _floating_ips(conn: Any, marker: str) -> list[dict[str, Any]]:
-    return [{"id": f.id, "address": f.floating_ip_address, "port_id": f.port_id}
-            for f in conn.network.ips(description=marker) if f.description == marker]
+def _floating_ips(conn: Any, hub_id: str) -> list[dict[str, Any]]:
+    """The project's floating IPs this hub made (one list call; Neutron filters descriptions only exactly)."""
+    return [{"id": f.id, "address": f.floating_ip_address, "port_id": f.port_id, "description": f.description}
+            for f in conn.network.ips() if is_hub_floating_ip(f.description or "", hub_id)]
 
 
 def delete_floating_ip(conn: Any, fip_id: str) -> None:

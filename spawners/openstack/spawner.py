@@ -1,13 +1,16 @@
 """OpenStackSpawner: one VM per instance, created from the SessionPlan with openstacksdk.
 
-Per spawn: the experiment's security group (created once), the user's persistent home volume (created
-once, found again by its metadata, never deleted with an instance), then one server with the flavour and
-image of the plan, the site network, metadata and tags naming user, experiment and hub, and user_data that
-creates her unix account, mounts her home and starts jupyterhub-singleuser as her from the image's instance
-environment (``instance_prefix``); the server's API token reaches the instance only through a one-time
-bootstrap code (see :mod:`visa_hub.bootstrap`). Status comes from the hub-wide poller (one list call per cycle for all
-instances); a reaper deletes the hub's servers that no spawner owns. Spawner state holds the server id, so a
-restarted hub re-attaches; a spawn the hub did not live to record is found again by its metadata.
+Per spawn: the experiment's security group (created once, shared by the experiment's instances), her home —
+a persistent Cinder volume (created once, found again by its metadata, never deleted with an instance; one
+instance at a time) or her directory on the site's file server (``home_source``; any number of instances at
+once) — then one server with the flavour and image of the plan, the site network, metadata and tags naming
+user, instance, experiment and hub, and user_data that creates her unix account, mounts her home (and the
+experiment's data directory, ``experiment_data_source``) and starts jupyterhub-singleuser as her from the
+image's instance environment (``instance_prefix``); the server's API token reaches the instance only through a
+one-time bootstrap code (see :mod:`visa_hub.bootstrap`). Status comes from the hub-wide poller (one list call
+per cycle for all instances); a reaper deletes the hub's servers that no spawner owns. Spawner state holds the
+server id, so a restarted hub re-attaches each instance to its own server; a spawn the hub did not live to
+record is found again by its metadata (user and instance name).
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from typing import Any
 
 from jupyterhub.spawner import Spawner
 from jupyterhub.utils import maybe_future
-from traitlets import Bool, Callable, Dict, Float, Integer, List, Tuple, Unicode, default
+from traitlets import Bool, Callable, Dict, Float, Integer, List, TraitError, Tuple, Unicode, default, validate
+
+from visa_hub.instances import instance_name, session_summary
 
 from ..base import VisaSpawnerMixin
 from ..bootstrap import BootstrapCodes
@@ -40,9 +45,19 @@ from .errors import (
     unavailable_message,
 )
 from .fleet import Fleet, FleetSettings, fleet_for, safe_tag
+from .homes import (
+    ExportTemplate,
+    ShareSettingError,
+    data_mount_point,
+    experiment_group,
+    instance_label,
+    parse_data_source,
+    parse_home_source,
+    volume_home_conflict,
+)
 from .poller import ServerView
 from .redact import route_sdk_logs
-from .userdata import build_user_data, encode
+from .userdata import FAILED_MARK, DataMount, build_user_data, encode
 
 GONE_STATUSES = {"DELETED", "SOFT_DELETED", "SHELVED_OFFLOADED"}
 DEAD_STATUSES = {"ERROR", "SHUTOFF", "SUSPENDED", "SHELVED", *GONE_STATUSES}
@@ -121,6 +136,44 @@ class OpenStackSpawner(VisaSpawnerMixin, BootstrapCodes, Spawner):
              "(protocol, port_range_min, port_range_max, remote_ip_prefix); an 'instruments' list limits a "
              "rule to experiments on those instruments.",
     )
+    home_source = Unicode(
+        "volume", config=True,
+        help="Where her home comes from. 'volume': a Cinder volume per person (home_volume_size_gb), created "
+             "once and attached when an instance is created; a volume attaches to one instance at a time, so "
+             "while one of her instances runs another is refused at once, with the name of the one that holds "
+             "it. 'nfs://<server>/<path with {username}>' (e.g. nfs://files.example/export/homes/{username}, or "
+             "a Manila share's NFS export location): her directory on the site's file server, mounted "
+             "(shared_mount_options) by every instance of hers at the same time, so all of them see the same "
+             "files. The site creates the directory owned by her uid on instances (uid_map / uid_hook, which "
+             "must match the file server's), or leaves it empty and root's for her first instance to claim.",
+    )
+    shared_mount_options = Unicode(
+        "hard,noatime", config=True,
+        help="mount -o options for homes and experiment data on the file server (NFS), e.g. "
+             "'vers=4.2,hard,noatime,sec=krb5' (the image needs an NFS client).",
+    )
+    experiment_data_source = Unicode(
+        "", config=True,
+        help="The experiments' data directories on the site's file server, "
+             "'nfs://<server>/<path with {experiment}>' (the experiment's code), mounted on every instance of "
+             "every member at experiment_data_mount; empty: none. On the instance the members share the "
+             "experiment's unix group (exp-<code>, gid from experiment_gid_map or experiment_gid_range, or the "
+             "image's own group of that name); a new, empty directory gets that group and mode 2770.",
+    )
+    experiment_data_mount = Unicode(
+        "/data/{experiment}", config=True,
+        help="Where an instance mounts its experiment's data directory ({experiment}: the experiment's code).",
+    )
+    experiment_gid_map = Dict(
+        key_trait=Unicode(), value_trait=Integer(), default_value={}, config=True,
+        help="Experiment code → gid of the experiment's group on instances and on the file server (e.g. the "
+             "proposal's LDAP group). Experiments not listed get the default mapping (experiment_gid_range).",
+    )
+    experiment_gid_range = Tuple(
+        Integer(), Integer(), default_value=(1_000_000_000, 2_000_000_000), config=True,
+        help="Default gids of experiment groups: first + sha256(code) mod (last - first), apart from the "
+             "persons' uid_range.",
+    )
     home_volume_size_gb = Integer(10, config=True, help="Size of a user's persistent home volume, created once.")
     home_volume_type = Unicode("", config=True, help="Cinder volume type for home volumes (empty: default).")
     home_mount = Unicode(
@@ -158,6 +211,27 @@ class OpenStackSpawner(VisaSpawnerMixin, BootstrapCodes, Spawner):
     @default("cmd")
     def _cmd_default(self) -> list[str]:
         return [f"{self.instance_prefix.rstrip('/')}/bin/jupyterhub-singleuser"]
+
+    @validate("home_source")
+    def _valid_home_source(self, proposal: Any) -> str:
+        try:
+            parse_home_source(proposal["value"])
+        except ShareSettingError as exc:
+            raise TraitError(str(exc)) from None
+        return proposal["value"].strip()
+
+    @validate("experiment_data_source")
+    def _valid_data_source(self, proposal: Any) -> str:
+        try:
+            parse_data_source(proposal["value"])
+        except ShareSettingError as exc:
+            raise TraitError(str(exc)) from None
+        return proposal["value"].strip()
+
+    @property
+    def shared_home(self) -> ExportTemplate | None:
+        """Her home's export template on the file server; ``None`` with Cinder volume homes."""
+        return parse_home_source(self.home_source)
 
     # ---------------------------------------------------------------- polling and clean-up
     cloud_poll_interval = Float(
@@ -255,6 +329,7 @@ class OpenStackSpawner(VisaSpawnerMixin, BootstrapCodes, Spawner):
     async def _start(self, fleet: Fleet, plan: Any, name: str, spawn_id: str) -> str:
         code, flavour = plan.experiment.code, plan.flavour.name
         account = await self.instance_account()
+        data = self._data_mount(code)
         flavor_id, image_id, network_id = await self._resolve(fleet, plan)
 
         self.progress_log.emit(20, f"Preparing the firewall of experiment {code}")
@@ -262,7 +337,17 @@ class OpenStackSpawner(VisaSpawnerMixin, BootstrapCodes, Spawner):
         await fleet.ensure_security_group(group, f"visa-hub instances of experiment {code}",
                                           self._rules(plan.instrument.name))
 
-        volume_id = await self._home_volume(fleet)
+        shared = self.shared_home
+        if shared is None:
+            volume_id = await self._home_volume(fleet)
+            home = {"volume_id": volume_id}
+            disks = [{"source_type": "volume", "destination_type": "volume", "uuid": volume_id,
+                      "boot_index": None, "delete_on_termination": False}]
+        else:
+            export = self._export(shared, username=account.name)
+            self.progress_log.emit(25, f"Your home is {export.source} on the site's file server, shared by all "
+                                       "your instances")
+            home, disks = {"shared_home": export}, []
         self.progress_log.emit(30, f"Asking the cloud for a {plan.flavour.label} instance")
         spec = {
             "name": name, "flavor_id": flavor_id, "image_id": image_id,
@@ -272,11 +357,11 @@ class OpenStackSpawner(VisaSpawnerMixin, BootstrapCodes, Spawner):
                 "visa_hub": self.hub_id, "visa_user": self.user.name[:255], "visa_server_name": self.name,
                 "visa_spawn": spawn_id, "visa_experiment": code, "visa_flavour": flavour,
                 "visa_image": plan.image.name, "visa_expires_at": plan.expires_at.isoformat(),
+                "visa_home": "volume" if shared is None else "shared",
             },
             "tags": [fleet.settings.tag, safe_tag(f"experiment-{code}")],
-            "user_data": encode(self._user_data(account, volume_id)),
-            "block_device_mapping": [{"source_type": "volume", "destination_type": "volume", "uuid": volume_id,
-                                      "boot_index": None, "delete_on_termination": False}],
+            "user_data": encode(self._user_data(account, data=data, **home)),
+            **({"block_device_mapping": disks} if disks else {}),
         }
         self._save_state_now()  # the code's hash is in the database before any VM can present the code
         self.log.info("Creating server %s for %s: flavour %s, image %s, experiment %s", name, self._log_name,
@@ -295,7 +380,8 @@ class OpenStackSpawner(VisaSpawnerMixin, BootstrapCodes, Spawner):
         view = await self._follow_build(fleet, plan)
         self.instance_ip = view.ip
         if fleet.settings.floating_ip_network:
-            self.floating_ip_id, address = await fleet.attach_floating_ip(server_id)
+            self.floating_ip_id, address = await fleet.attach_floating_ip(server_id, self._instance_id)
+            self._record_state()
             self.log.info("Floating IP %s for %s (%s)", address, self._log_name, server_id)
         await self._wait_for_lab(fleet, plan)
         self.log.info("Server %s of %s is up at %s after %.1f s", server_id, self._log_name, view.ip,
@@ -354,10 +440,13 @@ class OpenStackSpawner(VisaSpawnerMixin, BootstrapCodes, Spawner):
                     "Your persistent home volume is damaged (the cloud reports it in error). Your files are "
                     "kept; please contact support.", detail=f"volume {volume.id} status {volume.status}")
             if time.monotonic() > deadline:
+                holders = [fleet.poller.snapshot.servers.get(server_id) for server_id in volume.server_ids]
+                names = sorted({view.metadata.get("visa_experiment") or view.name for view in holders if view})
+                holder = f" ({', '.join(names)})" if names else ""
                 raise InstanceError(
-                    "Your persistent home volume is still attached to another instance. Stop that instance "
-                    "and try again, or contact support.", detail=f"volume {volume.id} {volume.status} "
-                                                                 f"on {volume.server_ids}")
+                    f"Your persistent home volume is still attached to another instance{holder}. Stop that "
+                    "instance and try again, or ask the site for shared homes.",
+                    detail=f"volume {volume.id} {volume.status} on {volume.server_ids}")
             if not told and volume.status in ("in-use", "detaching", "attaching", "reserved"):
                 self.progress_log.emit(28, "Waiting for your previous instance to release your home volume")
                 told = True
@@ -385,13 +474,64 @@ class OpenStackSpawner(VisaSpawnerMixin, BootstrapCodes, Spawner):
         name = unix_name(self.user.name)
         return InstanceAccount(name=name, uid=uid, home=self.home_mount.format(username=name))
 
-    def _user_data(self, account: InstanceAccount, volume_id: str) -> str:
+    def _user_data(self, account: InstanceAccount, **home: Any) -> str:
         """The start-up script: a new one-time bootstrap code, never the API token (see userdata.py)."""
         return build_user_data(
             account=account, prefix=self.instance_prefix, command=[*self.cmd, *self.get_args()],
-            env=self.get_env(), port=self.lab_port, base_url=self.server.base_url, volume_id=volume_id,
-            bootstrap_code=self.issue_bootstrap_code(),
+            env=self.get_env(), port=self.lab_port, base_url=self.server.base_url,
+            bootstrap_code=self.issue_bootstrap_code(), mount_options=self.shared_mount_options, **home,
         )
+
+    def _export(self, template: ExportTemplate, **values: str) -> Any:
+        try:
+            return template.export(**values)
+        except ShareSettingError as exc:
+            raise InstanceError(f"Your {'home' if 'username' in values else 'experiment data'} on the file "
+                                f"server has no valid name, so no instance was started ({exc}). Please contact "
+                                "support.") from None
+
+    def _data_mount(self, experiment: str) -> DataMount | None:
+        """The experiment's data directory on the file server, if the site has them."""
+        template = parse_data_source(self.experiment_data_source)
+        if template is None:
+            return None
+        export = self._export(template, experiment=experiment)
+        try:
+            mount_point = data_mount_point(self.experiment_data_mount, experiment)
+            gid = self.experiment_gid_map.get(experiment) or default_uid(experiment, tuple(self.experiment_gid_range))
+            gid = checked_uid(gid, f"experiment {experiment}")
+        except (ShareSettingError, AccountError) as exc:
+            raise InstanceError(f"The data directory of experiment {experiment} cannot be set up, so no instance "
+                                "was started. This is a site configuration problem: please contact support.",
+                                detail=str(exc)) from None
+        return DataMount(export, mount_point, experiment_group(experiment), gid)
+
+    @property
+    def _instance_id(self) -> str:
+        """Names this instance among all of the hub's: ``<user>/<server name>`` (as JupyterHub does)."""
+        return f"{self.user.name}/{self.name}"
+
+    def instance_conflict(self) -> str | None:
+        """With Cinder volume homes, a second instance while one of hers holds the volume: why it cannot
+        start (checked with the policy, before anything is created in the cloud)."""
+        if self.shared_home is not None:
+            return None
+        for name, other in sorted(self.user.spawners.items()):
+            if name == self.name or not isinstance(other, OpenStackSpawner) or not other.active:
+                continue
+            if other.volume_id or other.shared_home is None:
+                summary = session_summary(other) or {}
+                code = str((summary.get("experiment") or {}).get("code")
+                           or (other.user_options or {}).get("experiment") or "")
+                return volume_home_conflict(instance_label(code, name, instance_name(code, []) if code else ""))
+        return None
+
+    def get_env(self) -> dict[str, str]:
+        env = super().get_env()
+        # her instances may share a home: each has its own Dask configuration (its experiment is the account)
+        home = self.home_mount.format(username=unix_name(self.user.name))
+        env["DASK_CONFIG"] = f"{home.rstrip('/')}/.config/dask/instances/{self.name or 'default'}"
+        return env
 
     def get_args(self) -> list[str]:
         # --ip/--port come from the instance at boot (user_data), not from the hub's view of it
@@ -441,7 +581,7 @@ class OpenStackSpawner(VisaSpawnerMixin, BootstrapCodes, Spawner):
                 writer.close()
                 self.progress_log.emit(90, f"JupyterLab is starting for experiment {plan.experiment.code}")
                 return
-            if time.monotonic() - checked > 5:  # meanwhile, notice if the instance died
+            if time.monotonic() - checked > 5:  # meanwhile, notice if the instance died or its start-up failed
                 checked = time.monotonic()
                 view = fleet.poller.snapshot.servers.get(self.server_id or "")
                 if view is not None and view.status in DEAD_STATUSES:
@@ -449,6 +589,23 @@ class OpenStackSpawner(VisaSpawnerMixin, BootstrapCodes, Spawner):
                         f"Your instance for experiment {plan.experiment.code} stopped while booting (cloud "
                         f"status {view.status}). Please try again.",
                         detail=str(view.fault))
+                reason = await self._boot_failure(fleet)
+                if reason:
+                    raise InstanceError(
+                        f"Your instance for experiment {plan.experiment.code} could not start: {reason}. It has "
+                        "been removed; if this happens again, please contact support.", detail=reason)
+
+    async def _boot_failure(self, fleet: Fleet) -> str | None:
+        """The reason user_data gave up with (its ``FAILED`` line on the console), if it did."""
+        try:
+            console = await fleet.console_tail(self.server_id or "")
+        except Exception as exc:  # the console is a help, not a must: keep waiting for Lab
+            self.log.debug("Could not read the console of %s: %s", self._log_name, exc)
+            return None
+        for line in reversed(console.splitlines()):
+            if line.startswith(FAILED_MARK):
+                return line[len(FAILED_MARK):].strip()[:300] or "no reason given"
+        return None
 
     async def _discard_failed_spawn(self, fleet: Fleet, spawn_id: str) -> None:
         """After a failed spawn: delete its server (found by id, or by spawn id if the create half-failed)."""

@@ -29,6 +29,7 @@ from .base import SimHandler, route
 from .compute import Compute
 from .faults import Faults, RequestStats
 from .metadata import metadata_routes
+from .sandbox import file_server_root
 from .state import AddressPool, AppCredential, Flavor, Project, Quota, SimState, Token, User, new_hex_id, utcnow
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,8 @@ class OpenStackSimulator:
     ``username``, ``password``, ``app_credential_*`` arguments); add more with
     :meth:`add_user`. Timing knobs (``boot_delay`` etc.) may be changed at any time.
     Servers run their user_data in a sandbox that looks like a VM (:mod:`.sandbox`; needs root and bubblewrap);
-    ``image_files`` adds files of the image, e.g. a provisioned instance environment.
+    ``image_files`` adds files of the image, e.g. a provisioned instance environment. ``file_server`` is the
+    site's NFS server the VMs can mount exports of (:meth:`export_directory`).
     """
 
     def __init__(
@@ -95,6 +97,8 @@ class OpenStackSimulator:
         # what every image holds besides the host's /usr: path in the VM → host file or directory (read-only),
         # e.g. {"/opt/visa-instance": <a provisioned instance environment>}
         self.image_files = {guest: Path(host) for guest, host in (image_files or {}).items()}
+        # the site's NFS file server: <file_server>/<server>/<path> is the export <server>:<path> (see .sandbox)
+        self.file_server = file_server_root(self.workdir / "file-server")
         self.region = "RegionOne"
         self.state = SimState()
         self.faults = Faults()
@@ -122,6 +126,15 @@ class OpenStackSimulator:
         self.private_network = neutron.create_network(self, self.project.id, "private", self.private_cidr)
 
     # ---------------------------------------------------------------- seeding
+
+    def export_directory(self, export: str) -> Path:
+        """The host directory behind the file server's export ``<server>:<path>`` (made by the caller, as a
+        site's account provisioning makes homes on its file server)."""
+        server, _, path = export.partition(":")
+        parts = [part for part in path.split("/") if part]
+        if not server or not path.startswith("/") or ".." in parts or "/" in server:
+            raise ValueError(f"not an export <server>:/<path>: {export!r}")
+        return self.file_server.joinpath(server, *parts)
 
     def add_project(self, name: str, quota: Quota | None = None) -> Project:
         """A project with its ``default`` security group and quota."""

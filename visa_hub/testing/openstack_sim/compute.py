@@ -20,7 +20,15 @@ from typing import TYPE_CHECKING, Any
 from . import neutron
 from .base import ApiError
 from .metadata import metadata_url
-from .sandbox import SandboxUnavailable, bwrap_command, check_available, image_etc, prepare_root_disk, volume_device
+from .sandbox import (
+    SandboxUnavailable,
+    bwrap_command,
+    check_available,
+    image_etc,
+    image_sbin,
+    prepare_root_disk,
+    volume_device,
+)
 from .state import Flavor, Server, Volume, VolumeAttachment, new_uuid, utcnow
 from .userdata import UserDataError, build_script, decode_user_data, start_process, stop_process
 
@@ -182,15 +190,16 @@ class Compute:
         hostname = re.sub(r"[^a-z0-9-]+", "-", server.name.lower()).strip("-")[:63] or "vm"
         user_data = server.user_data
 
-        def prepare() -> Path | None:
+        def prepare() -> tuple[Path | None, Path]:
             check_available()
             with self._image_lock:
                 template = image_etc(self.sim.workdir / "image-etc")
+                sbin = image_sbin(self.sim.workdir / "image-sbin")
             prepare_root_disk(rootfs, template, hostname, server.ip or "", image_paths=list(self.sim.image_files))
-            return build_script(decode_user_data(user_data), rootfs / USER_DATA_DIR)
+            return build_script(decode_user_data(user_data), rootfs / USER_DATA_DIR), sbin
 
         try:
-            script = await asyncio.to_thread(prepare)
+            script, sbin = await asyncio.to_thread(prepare)
         except (SandboxUnavailable, UserDataError, ValueError, OSError, KeyError) as exc:
             with console.open("a") as fh:
                 fh.write(f"[visa-sim] user_data not run: {exc}\n")
@@ -209,7 +218,8 @@ class Compute:
         }
         env.update({f"VISA_SIM_VOLUME_{n}": guest for n, (_, guest) in enumerate(volumes)})
         command = bwrap_command(rootfs, f"/{USER_DATA_DIR}/user-data", hostname=hostname, env=env,
-                                image_files=self.sim.image_files, volumes=volumes)
+                                image_files=self.sim.image_files, volumes=volumes, sbin=sbin,
+                                file_server=self.sim.file_server)
         server.process = start_process(command, console)
 
     async def stop_user_data(self, server: Server) -> None:

@@ -10,6 +10,11 @@ What a simulated VM sees:
   environment at ``/opt/visa-instance``;
 - its attached **volumes** as directories at ``/dev/disk/by-id/virtio-<first 20 characters of the volume id>``
   (where a KVM guest finds a Cinder volume);
+- the simulator's **file server** (see :func:`mount_nfs_helper`): the image's NFS client (``mount.nfs``,
+  ``mount.nfs4`` in ``/sbin``, which is the image's own directory of links to ``/usr/sbin`` for this) mounts
+  ``<server>:<path>`` from the host directory ``<file server root>/<server>/<path>``, seen only by root at
+  ``/run/visa-sim/nfs``. Every VM mounts the same host directories, so what one instance writes another sees at
+  once, as with NFS. Ownership is the host kernel's (uids as they are: like an export with ``no_root_squash``);
 - fresh ``/tmp``, ``/run``, ``/dev``, its own ``/proc`` (a pid namespace: its own processes only) and hostname;
 - the host's network (servers have 127.x addresses), and nothing else of the host: not the hub's checkout or
   virtualenv, not ``/root``, ``/home``, ``/tmp``, not the simulator's environment variables.
@@ -41,8 +46,10 @@ ETC_ENTRIES = ("login.defs", "default", "skel", "nsswitch.conf", "host.conf", "g
                "adduser.conf", "deluser.conf", "locale.alias", "magic", "dbus-1")
 ACCOUNT_FILES = {"passwd": 2, "group": 2, "shadow": None, "gshadow": None}  # file → field holding the id
 ROOT_DIRS = ("etc", "var/lib", "var/log", "var/tmp", "var/cache", "home", "root", "srv", "opt", "mnt", "media",
-             "usr", "tmp", "run", "proc", "dev")
-MERGED_USR = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+             "usr", "tmp", "run", "proc", "dev", "sbin")
+MERGED_USR = ("bin", "lib", "lib32", "lib64", "libx32")  # /sbin: the image's own (see image_sbin)
+FILE_SERVER_MOUNT = "/run/visa-sim/nfs"  # where a VM's root finds the simulator's file server
+NFS_HELPERS = ("mount.nfs", "mount.nfs4")
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -90,6 +97,60 @@ def image_etc(template: Path, host_etc: Path = Path("/etc")) -> Path:
     return template
 
 
+# The image's NFS client: mount(8) runs /sbin/mount.<type> <server>:<path> <dir> [-o options] for nfs and nfs4.
+MOUNT_NFS = f"""#!/bin/sh
+# mount.nfs of the OpenStack simulator's VM image: mounts <server>:<path> from the simulator's file server, a
+# host directory that only root sees at {FILE_SERVER_MOUNT} (one subdirectory per server name).
+set -eu
+prog=$(basename "$0")
+[ $# -ge 2 ] || {{ echo "usage: $prog remotetarget dir [-o options]" >&2; exit 1; }}
+source=$1 target=$2; shift 2
+options=""
+while [ $# -gt 0 ]; do case $1 in -o) options=$2; shift 2 ;; *) shift ;; esac; done
+case $source in
+    ?*:/*) ;;
+    *) echo "$prog: remote share not in 'host:dir' format" >&2; exit 32 ;;
+esac
+server=${{source%%:*}} path=${{source#*:}}
+case "/$server/$path/" in
+    */../*|*/./*) echo "$prog: access denied by server while mounting $source" >&2; exit 32 ;;
+esac
+directory="{FILE_SERVER_MOUNT}/$server$path"
+if [ ! -d "$directory" ]; then
+    echo "$prog: mounting $source failed, reason given by server: No such file or directory" >&2; exit 32
+fi
+case ",$options," in *,ro,*) mount --bind -o ro "$directory" "$target" ;; *) mount --bind "$directory" "$target" ;; esac
+"""
+
+
+def image_sbin(template: Path, host_sbin: Path = Path("/usr/sbin")) -> Path:
+    """The image's ``/sbin`` (built once per simulator): a link to every host ``/usr/sbin`` program, as a
+    merged-/usr image has, plus the NFS client helpers (``/sbin`` is where mount(8) looks for them)."""
+    if template.exists():
+        return template
+    partial = template.with_name(template.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    for entry in sorted(host_sbin.iterdir()):
+        if entry.name not in NFS_HELPERS:
+            (partial / entry.name).symlink_to(host_sbin / entry.name)
+    for name in NFS_HELPERS:
+        helper = partial / name
+        helper.write_text(MOUNT_NFS)
+        helper.chmod(0o755)
+    partial.chmod(0o755)
+    partial.rename(template)
+    return template
+
+
+def file_server_root(directory: Path) -> Path:
+    """The simulator's file server: ``<directory>/<server>/<path>`` is the export ``<server>:<path>``; root's
+    only (0700), as a VM's unprivileged users cannot mount anything either."""
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    return directory
+
+
 def _system_id(line: str, field: int) -> bool:
     parts = line.split(":")
     try:
@@ -116,6 +177,9 @@ def prepare_root_disk(rootfs: Path, etc_template: Path, hostname: str, ip: str,
     for name in MERGED_USR:
         if (Path("/usr") / name).is_dir() and not (rootfs / name).is_symlink():
             (rootfs / name).symlink_to(f"usr/{name}")
+    if (rootfs / "sbin").is_symlink():  # a root disk from before /sbin was the image's own
+        (rootfs / "sbin").unlink()
+    (rootfs / "sbin").mkdir(exist_ok=True)
     if first_boot:
         shutil.rmtree(rootfs / "etc")
         shutil.copytree(etc_template, rootfs / "etc", symlinks=True)
@@ -130,8 +194,10 @@ def volume_device(volume_id: str) -> str:
 
 
 def bwrap_command(rootfs: Path, program: str, *, hostname: str, env: Mapping[str, str],
-                  image_files: Mapping[str, Path], volumes: Sequence[tuple[Path, str]]) -> list[str]:
-    """The bubblewrap command that runs ``program`` (a path inside the VM) as root in the simulated VM."""
+                  image_files: Mapping[str, Path], volumes: Sequence[tuple[Path, str]],
+                  sbin: Path | None = None, file_server: Path | None = None) -> list[str]:
+    """The bubblewrap command that runs ``program`` (a path inside the VM) as root in the simulated VM; ``sbin``
+    is the image's /sbin (:func:`image_sbin`), ``file_server`` the root of the simulator's NFS exports."""
     command = [BWRAP, "--bind", str(rootfs), "/", "--ro-bind", "/usr", "/usr", "--tmpfs", "/usr/local",
                "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/run",
                "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", hostname, "--die-with-parent",
@@ -142,6 +208,10 @@ def bwrap_command(rootfs: Path, program: str, *, hostname: str, env: Mapping[str
         command += ["--ro-bind", str(host), guest]
     for host, guest in volumes:
         command += ["--bind", str(host), guest]
+    if sbin is not None:
+        command += ["--ro-bind", str(sbin), "/sbin"]
+    if file_server is not None:
+        command += ["--bind", str(file_server), FILE_SERVER_MOUNT]
     command += ["--chdir", "/root", "--clearenv"]
     base = {"PATH": PATH, "HOME": "/root", "USER": "root", "LOGNAME": "root", "LANG": "C.UTF-8"}
     for key, value in {**base, **env}.items():
