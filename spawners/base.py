@@ -173,10 +173,10 @@ class VisaSpawnerMixin(LoggingConfigurable):
         )
         return plan
 
-    def instance_conflict(self) -> str | None:
-        """Why the backend cannot start this instance while her others run, or ``None``: e.g. a home that only
-        one instance at a time can use. Checked with the policy, before anything is created, and shown on the
-        spawn form. Must not await (see :meth:`make_plan`)."""
+    def instance_conflict(self, for_new: bool = False) -> str | None:
+        """Why the backend cannot start this instance (``for_new``: a new one) while her others run, or ``None``:
+        e.g. a home that only one instance at a time can use. Checked with the policy, before anything is
+        created, and shown on the spawn form and the dashboard. Must not await (see :meth:`make_plan`)."""
         return None
 
     @default("apply_user_options")

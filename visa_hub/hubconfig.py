@@ -117,6 +117,7 @@ def configure(c: Any, env: Mapping[str, str] | None = None) -> Path:
     c.Spawner.http_timeout = 60
     c.Spawner.start_timeout = 120
     c.OpenStackSpawner.start_timeout = 600  # a VM boots in minutes, not seconds
+    _configure_openstack_shares(c, env)
     if env.get("VISA_SLURM_SYNC_INTERVAL"):
         from .slurm.service import slurm_sync_service
 
@@ -125,6 +126,14 @@ def configure(c: Any, env: Mapping[str, str] | None = None) -> Path:
     _configure_apps(c, env, data_dir)
     _configure_sessions(c, data_dir, env)
     return data_dir
+
+
+def _configure_openstack_shares(c: Any, env: Mapping[str, str]) -> None:
+    """OpenStack homes and experiment data on the site's file server (see OpenStackSpawner.home_source)."""
+    if env.get("VISA_OPENSTACK_HOME_SOURCE"):
+        c.OpenStackSpawner.home_source = env["VISA_OPENSTACK_HOME_SOURCE"]
+    if env.get("VISA_OPENSTACK_DATA_SOURCE"):
+        c.OpenStackSpawner.experiment_data_source = env["VISA_OPENSTACK_DATA_SOURCE"]
 
 
 def _configure_hub_pages(c: Any) -> None:

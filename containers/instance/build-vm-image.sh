@@ -21,9 +21,10 @@ wheel=$(basename "$(ls "$work"/visa_hub-*.whl)")
 cp "$base" "$output"
 
 # What user_data needs besides the instance environment: useradd (passwd), mount/mountpoint (util-linux),
-# mkfs.ext4/blkid (e2fsprogs), hostname -I (hostname); cloud images have them, the list makes sure.
+# mkfs.ext4/blkid (e2fsprogs), hostname -I (hostname), mount -t nfs for homes and experiment data on the site's
+# file server (nfs-common); cloud images have most of them, the list makes sure.
 virt-customize -a "$output" \
-  --install python3,python3-venv,ca-certificates,cloud-init,passwd,util-linux,e2fsprogs,hostname \
+  --install python3,python3-venv,ca-certificates,cloud-init,passwd,util-linux,e2fsprogs,hostname,nfs-common \
   --mkdir /opt/visa-build \
   --copy-in "$work/$wheel:/opt/visa-build" \
   --copy-in "$repo/scripts/provision-instance.sh:/opt/visa-build" \

@@ -178,7 +178,8 @@ class OpenStackSpawner(VisaSpawnerMixin, BootstrapCodes, Spawner):
     home_volume_type = Unicode("", config=True, help="Cinder volume type for home volumes (empty: default).")
     home_mount = Unicode(
         "/home/{username}", config=True,
-        help="Where the home volume is mounted in the instance ({username}: her unix name there).")
+        help="Where her home (volume or file-server directory, see home_source) is mounted in the instance "
+             "({username}: her unix name there).")
     volume_wait_timeout = Float(
         120.0, config=True,
         help="Seconds to wait for a home volume to become available (e.g. still detaching from the last "
@@ -511,13 +512,13 @@ class OpenStackSpawner(VisaSpawnerMixin, BootstrapCodes, Spawner):
         """Names this instance among all of the hub's: ``<user>/<server name>`` (as JupyterHub does)."""
         return f"{self.user.name}/{self.name}"
 
-    def instance_conflict(self) -> str | None:
+    def instance_conflict(self, for_new: bool = False) -> str | None:
         """With Cinder volume homes, a second instance while one of hers holds the volume: why it cannot
         start (checked with the policy, before anything is created in the cloud)."""
         if self.shared_home is not None:
             return None
         for name, other in sorted(self.user.spawners.items()):
-            if name == self.name or not isinstance(other, OpenStackSpawner) or not other.active:
+            if (name == self.name and not for_new) or not isinstance(other, OpenStackSpawner) or not other.active:
                 continue
             if other.volume_id or other.shared_home is None:
                 summary = session_summary(other) or {}

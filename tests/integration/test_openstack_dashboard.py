@@ -15,6 +15,7 @@ directories, as a site makes homes and experiment directories on its file server
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -64,6 +65,12 @@ class Owner(UserSession):
             return servers if all(servers[n].get("ready") for n in names) else None
 
         return wait_until(ready, timeout, f"{self.username}'s instances {names} to be ready", interval=0.5)
+
+    def dashboard(self) -> dict:
+        """What the dashboard reads: her instances, quota and whether a new one can start."""
+        response = self.http.get(f"/hub/api/visa/users/{self.username}/instances", headers=self._hub_xsrf())
+        assert response.status_code == 200, response.text
+        return response.json()
 
     def lab_of(self, name: str) -> httpx.Response:
         return self.http.get(f"/user/{self.username}/{name}/lab")
@@ -148,6 +155,10 @@ def test_dashboard_openstack_shared_home_two_instances_at_once_restart_and_stop(
     # each instance its own Dask configuration in the shared home
     assert (home / ".config/dask/instances" / LOKI / "visa-hub.yaml").exists()
     assert (home / ".config/dask/instances" / ODIN / "visa-hub.yaml").exists()
+
+    cards = alice.dashboard()
+    assert {c["name"]: c["state"] for c in cards["instances"]} == {LOKI: "running", ODIN: "running"}
+    assert cards["new_instance_conflict"] is None  # shared homes: nothing stops a third but her quota
 
     # a hub restart re-attaches each instance to its own server: no new server, none reaped
     kill_hub(env.hub)
@@ -245,13 +256,44 @@ def test_dashboard_openstack_volume_home_refuses_a_second_instance_early(cloud: 
     assert cloud_counts() == before
     assert ODIN not in alice.servers() or not alice.servers()[ODIN].get("ready")
     assert alice.servers()[LOKI]["ready"]
+    # the dashboard says it too, next to "New instance", and shows no card for the refused one
+    cards = alice.dashboard()
+    assert cards["new_instance_conflict"] == sentence and [c["name"] for c in cards["instances"]] == [LOKI]
 
     # once LOKI is stopped, ODIN starts, with the same home volume
     assert alice.stop(LOKI).status_code in (202, 204)
     wait_until(lambda: not cloud.servers(), 60, "LOKI's server to be deleted")
+    assert alice.dashboard()["new_instance_conflict"] is None
     assert alice.start(ODIN, experiment="ODIN-2026-007", flavour="medium").status_code in (201, 202)
     alice.wait_ready(ODIN, timeout=120)
     (odin,) = cloud.servers()
     assert odin.metadata["visa_server_name"] == ODIN and [a.volume_id for a in odin.attachments] == [volume.id]
     assert [v.id for v in cloud.volumes()] == [volume.id]
+    alice.close()
+
+
+def test_dashboard_openstack_a_home_missing_on_the_file_server_fails_at_once_with_the_reason(
+        cloud: Cloud, hubs, tmp_path: Path):
+    env = start_openstack_hub(hubs, cloud, tmp_path, cmd=STANDIN, args=[], home_source=HOMES)  # no export made
+    alice = Owner(env.hub, "alice")
+    assert alice.login().status_code == 200
+    started = alice.start(LOKI, experiment="LOKI-2026-042", flavour="small")
+
+    # the VM's start-up script gives up; the spawner reads why on its console (not after the 600 s start timeout)
+    reason = (f"Your instance for experiment LOKI-2026-042 could not start: your home {FILES}:/export/homes/alice "
+              "could not be mounted from the file server")
+    if started.status_code in (201, 202):  # still starting when the REST call returned: the progress says why
+        events = []
+        url = f"/hub/api/users/alice/servers/{LOKI}/progress"
+        with alice.http.stream("GET", url, headers=alice._hub_xsrf(), timeout=120) as stream:
+            for line in stream.iter_lines():
+                if line.startswith("data:"):
+                    events.append(json.loads(line[5:]))
+                    if events[-1].get("ready") or events[-1].get("failed"):
+                        break
+        assert events[-1].get("failed") and reason in events[-1]["message"], events
+    else:  # it failed before the REST call returned (JupyterHub's slow_spawn_timeout): the answer says why
+        assert reason in started.json()["message"], started.text
+    wait_until(lambda: not cloud.servers(), 60, "the failed instance's server to be deleted")
+    assert LOKI not in alice.servers()
     alice.close()

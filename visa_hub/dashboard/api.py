@@ -25,6 +25,15 @@ from ..policy import QuotaUsage, selectable_experiments
 from ..site import VisaSite
 
 
+def new_instance_conflict(user: Any) -> str | None:
+    """Why her backend cannot start another instance now (a visa-hub spawner's ``instance_conflict``), or None."""
+    for spawner in user.spawners.values():
+        check = getattr(spawner, "instance_conflict", None)
+        if callable(check):
+            return check(for_new=True)
+    return None
+
+
 def _state(spawner: Any | None) -> str:
     if spawner is None:
         return "stopped"
@@ -113,6 +122,7 @@ class InstancesAPIHandler(APIHandler):
             "instances": instances,
             "quota": usage.to_dict(),
             "new_instances": new_instances,  # her open experiments, each with the form of a new instance
+            "new_instance_conflict": new_instance_conflict(user),  # why the backend cannot start one now, if so
         })
 
     async def _person(self, user: Any) -> Person | None:

@@ -257,6 +257,10 @@
     } else {
       button.removeAttribute("title");
     }
+    // the backend cannot start another one now (e.g. her home is a volume another instance holds): say why
+    const conflict = document.getElementById("visa-new-conflict");
+    conflict.textContent = data.new_instance_conflict || "";
+    conflict.hidden = !data.new_instance_conflict;
     const empty = document.getElementById("visa-empty");
     empty.hidden = data.instances.length > 0;
     const list = document.getElementById("visa-empty-experiments");

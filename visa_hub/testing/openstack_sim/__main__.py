@@ -4,6 +4,8 @@ Prints a ``clouds.yaml`` for it and writes it to ``<workdir>/clouds.yaml``
 (use with ``OS_CLIENT_CONFIG_FILE=<workdir>/clouds.yaml OS_CLOUD=visa-sim``). Its VMs run their user_data
 as root in a sandbox (needs root and bubblewrap) whose image holds the instance environment at
 /opt/visa-instance: provisioned from this checkout with scripts/provision-instance.sh (cached), or given.
+It also serves the site's NFS file server from ``<workdir>/file-server/<server>/<path>`` (export
+``<server>:<path>``), for homes shared by several instances (``OpenStackSpawner.home_source``).
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ async def serve(args: argparse.Namespace) -> None:
     clouds = yaml.safe_dump(sim.clouds_yaml(use_app_credential=args.app_credential), sort_keys=False)
     (sim.workdir / "clouds.yaml").write_text(clouds)
     print(f"# OpenStack simulator on {sim.url}; clouds.yaml written to {sim.workdir / 'clouds.yaml'}")
+    print(f"# its NFS file server: {sim.file_server}/<server>/<path> is the export <server>:<path>")
     print(clouds, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
