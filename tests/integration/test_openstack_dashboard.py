@@ -215,7 +215,11 @@ def test_dashboard_openstack_experiment_data_shared_by_its_members(cloud: Cloud,
     assert (data / "run-1.txt").stat().st_gid == LOKI_GID
     outsider = in_vm(hers, ["ls", "/data/LOKI-2026-042"], uid=4_242_424)
     assert outsider.returncode != 0 and "Permission denied" in outsider.stderr
-    # their homes stay their own: each home directory on the file server belongs to its person, mode 0700
+    # their homes stay their own: each VM mounts only its person's home; the file server's tree is root's only
+    assert in_vm(hers, ["test", "-e", "/home/bob"]).returncode == 1
+    browse = as_member(hers, "alice", f"ls /run/visa-sim/nfs/{FILES}/export/homes")
+    assert browse.returncode != 0 and "Permission denied" in browse.stderr
+    # each home directory on the file server belongs to its person, mode 0700
     for user in ("alice", "bob"):
         home = exports[f"{FILES}:/export/homes/{user}"]
         assert (uid_of(home), home.stat().st_mode & 0o777) == (default_uid(user), 0o700)
