@@ -527,12 +527,6 @@ class OpenStackSpawner(VisaSpawnerMixin, BootstrapCodes, Spawner):
                 return volume_home_conflict(instance_label(code, name, instance_name(code, []) if code else ""))
         return None
 
-    def get_env(self) -> dict[str, str]:
-        env = super().get_env()
-        # her instances may share a home: each has its own Dask configuration (its experiment is the account)
-        home = self.home_mount.format(username=unix_name(self.user.name))
-        env["DASK_CONFIG"] = f"{home.rstrip('/')}/.config/dask/instances/{self.name or 'default'}"
-        return env
 
     def get_args(self) -> list[str]:
         # --ip/--port come from the instance at boot (user_data), not from the hub's view of it
