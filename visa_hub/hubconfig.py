@@ -42,6 +42,9 @@ Environment variables (all optional; the defaults give the demo on http://127.0.
 ``VISA_PUBLIC_URL``         the hub's URL as people and instances reach it (links in e-mail; default: bind URL)
 ``VISA_SESSIONS_PORT``      port of the sessions service (lifetimes, extensions; default: a free port)
 ``VISA_SESSIONS_DB_URL``    its database (default: the hub's if that is PostgreSQL, else SQLite in the data dir)
+``VISA_SUBDOMAIN_HOST``     per-user origins (``JupyterHub.subdomain_host``), e.g. ``https://visa.ess.eu`` serves
+                            alice's instances at ``https://alice.visa.ess.eu`` (needs a wildcard DNS name and
+                            certificate); sharing instances between people is only safe with it
 ``VISA_LOG_LEVEL``          the hub's log level (``INFO``; ``DEBUG`` never shows tokens or passwords)
 ``JUPYTERHUB_CRYPT_KEY``    key for encrypted auth_state (default: generated once into the data dir)
 ==========================  ===============================================================================
@@ -125,6 +128,7 @@ def configure(c: Any, env: Mapping[str, str] | None = None) -> Path:
     _configure_hub_pages(c)
     _configure_apps(c, env, data_dir)
     _configure_sessions(c, data_dir, env)
+    _configure_sharing(c, env)
     return data_dir
 
 
@@ -179,6 +183,17 @@ def _configure_sessions(c: Any, data_dir: Path, env: Mapping[str, str]) -> None:
 
     public_url = (env.get("VISA_PUBLIC_URL") or c.JupyterHub.bind_url).rstrip("/")
     configure_service(c, data_dir, public_url, env)
+
+
+def _configure_sharing(c: Any, env: Mapping[str, str]) -> None:
+    """Sharing roles as custom scopes, which a shared visitor's token may carry into the instance; per-user
+    origins when ``VISA_SUBDOMAIN_HOST`` is set."""
+    from .sharing.roles import CUSTOM_SCOPES, oauth_allowed_scopes
+
+    c.JupyterHub.custom_scopes = {**CUSTOM_SCOPES, **c.JupyterHub.get("custom_scopes", {})}
+    c.Spawner.oauth_client_allowed_scopes = oauth_allowed_scopes()
+    if env.get("VISA_SUBDOMAIN_HOST"):
+        c.JupyterHub.subdomain_host = env["VISA_SUBDOMAIN_HOST"].rstrip("/")
 
 
 def _configure_production_identity(c: Any, env: Mapping[str, str]) -> None:

@@ -6,8 +6,9 @@ owner's Dask dashboards (``{base_url}visa-dask/<port>/``, see :mod:`visa_hub.sin
 session information the labextension shows (``GET {base_url}visa/api/session``) and the remote desktop
 (``{base_url}visa-desktop/``, a jupyter-server-proxy raw socket entry to Xvnc, see
 :mod:`visa_hub.singleuser.desktop`) with its workstation API (``{base_url}visa/api/desktop/...``: keyboard layout,
-applications, the desktop folder). It is enabled by ``jupyter-config/jupyter_server_config.d/visa_hub.json``, which
-the wheel installs into ``etc/jupyter/jupyter_server_config.d/``.
+applications, the desktop folder), and enforces the roles of the people its owner shares it with
+(:mod:`visa_hub.singleuser.sharing`). It is enabled by ``jupyter-config/jupyter_server_config.d/visa_hub.json``,
+which the wheel installs into ``etc/jupyter/jupyter_server_config.d/``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .desktop import setup_desktop
 from .desktop.api import setup_desktop_api
 from .handlers import setup_handlers
 from .lifetime import setup_lifetime
+from .sharing import setup_sharing
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
@@ -80,3 +82,8 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     else:
         serverapp.log.info("visa-hub: desktop at %svisa-desktop/", serverapp.web_app.settings["base_url"])
         setup_activity(serverapp, state)
+    try:
+        setup_sharing(serverapp)
+    except Exception:  # a server that cannot enforce sharing roles must not run at all (Jupyter Server would
+        serverapp.log.exception("visa-hub: sharing roles cannot be enforced; stopping")  # go on without us)
+        serverapp.exit(1)

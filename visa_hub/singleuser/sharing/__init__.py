@@ -1,0 +1,80 @@
+"""Shared instances, on the instance's side: roles enforced by the server, not by the browser.
+
+- :mod:`.gate` (pure) which routes a visitor's access reaches; :mod:`.auth` the identity-provider gate and the
+  authorizer; :mod:`.state` who is connected, the owner's presence, closing what is no longer allowed
+- :mod:`.handlers` ``visa/api/sharing/me`` (my role here), ``visa/api/sharing/presence`` (who is connected now),
+  ``visa/api/sharing/settings`` (the owner's ``owner_away`` and "unrestricted access"), and the guests'
+  desktop-only page ``visa/desktop-view``
+
+Roles come from the visitor's JupyterHub token: the shares the hub's sessions service grants carry them as
+custom scopes (:mod:`visa_hub.sharing.roles`). Enforcement is on only under JupyterHub (jupyterhub-singleuser's
+identity provider) with ``VisaSharing.enabled``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from tornado.ioloop import IOLoop
+
+from .config import VisaSharing
+from .state import SharingState
+
+
+def _hub_identity_provider(serverapp: Any):
+    from .auth import JupyterHubIdentityProvider
+
+    provider = serverapp.identity_provider
+    if JupyterHubIdentityProvider is None or not isinstance(provider, JupyterHubIdentityProvider):
+        return None
+    return provider
+
+
+def setup_sharing(serverapp: Any) -> SharingState | None:
+    """Turn on role enforcement for this server when it runs under JupyterHub; returns the state (or None)."""
+    from .auth import DISABLED_SETTING, STATE_SETTING, VisaIdentityProvider
+    from .handlers import setup_handlers
+
+    config = VisaSharing(parent=serverapp)
+    provider = _hub_identity_provider(serverapp)
+    owner = os.environ.get("JUPYTERHUB_USER", "")
+    if not config.enabled:
+        serverapp.web_app.settings[DISABLED_SETTING] = True
+    if provider is None or not owner or not config.enabled:
+        serverapp.log.info("visa-hub sharing: not enforced (no JupyterHub, or VisaSharing.enabled is False)")
+        return None
+    # jupyterhub-singleuser forces its identity provider class in the server's config; ours extends it with the
+    # sharing gate, so the provider already built (with its HubOAuth, its handlers) becomes ours in place
+    provider.__class__ = VisaIdentityProvider
+    hub_auth = provider.hub_auth
+    hub_auth.cache_max_age = int(config.hub_cache_seconds)
+    hub_auth.cache.max_age = hub_auth.cache.purge_interval = config.hub_cache_seconds
+    state = SharingState(owner=owner, server_name=os.environ.get("JUPYTERHUB_SERVER_NAME", ""), config=config,
+                         hub_auth=hub_auth, log=serverapp.log)
+    serverapp.web_app.settings[STATE_SETTING] = state
+    setup_handlers(serverapp.web_app)
+    IOLoop.current().add_callback(_watch_presence, state)
+    IOLoop.current().add_callback(_recheck_visitors, state)
+    serverapp.log.info("visa-hub sharing: roles enforced on %s/%s (owner away: %s)", owner, state.server_name,
+                       state.owner_away)
+    return state
+
+
+async def _watch_presence(state: SharingState) -> None:
+    while True:
+        try:
+            state.look()
+        except Exception:  # a bug here must not stop enforcement for good
+            state.log.exception("visa-hub sharing: looking at the connections failed")
+        await asyncio.sleep(state.config.presence_interval)
+
+
+async def _recheck_visitors(state: SharingState) -> None:
+    while True:
+        await asyncio.sleep(state.config.recheck_interval)
+        try:
+            await state.recheck()
+        except Exception:
+            state.log.exception("visa-hub sharing: checking visitors' shares with the hub failed")

@@ -1,0 +1,255 @@
+"""Who is connected to this instance, with which role, and whether the owner is here.
+
+:class:`SharingState` is the server's memory of its visitors: every websocket a person opens is registered
+(:meth:`SharingState.register`); a periodic look (:meth:`SharingState.look`) drops the closed ones, decides
+whether the owner is present (with a grace period for page reloads) and closes every connection that a
+person's access no longer allows — because the owner left (``lock``: control becomes view only;
+``disconnect``: everyone else is dropped) or because her share changed. :meth:`SharingState.recheck` asks
+the hub again about each connected visitor's token, so a revoked share closes her open websockets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...sharing.roles import (
+    FULL,
+    LOCK,
+    OWNER,
+    OWNER_AWAY_POLICIES,
+    ROLE_TITLES,
+    Access,
+    access_for,
+    role_from_scopes,
+)
+from .gate import DESKTOP, DESKTOP_VIEW_KIND, LAB
+
+#: A websocket whose handshake has not completed after this long is forgotten.
+HANDSHAKE_TIMEOUT = 15.0
+#: Websocket close code for "policy violation", with the reason shown to the person.
+POLICY_CLOSE = 1008
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(eq=False)
+class Connection:
+    """One websocket of one person (a kernel, a terminal, a shared document, the desktop, ...)."""
+
+    handler: Any
+    kind: str
+    registered: float = field(default_factory=time.monotonic)
+    opened_at: dt.datetime | None = None
+
+    def status(self, now: float) -> str:
+        """``open``, ``pending`` (handshake not finished) or ``closed``."""
+        handler = self.handler
+        if getattr(handler, "_on_close_called", False):
+            return "closed"
+        if getattr(handler, "ws_connection", None) is not None and handler.get_status() == 101:
+            return "open"
+        if self.opened_at is not None or now - self.registered > HANDSHAKE_TIMEOUT:
+            return "closed"
+        return "pending"
+
+    def close(self, reason: str) -> None:
+        with contextlib.suppress(Exception):  # already closing or gone: nothing left to close
+            self.handler.close(POLICY_CLOSE, reason[:120])
+
+
+@dataclass(eq=False)
+class Visitor:
+    """A person with at least one connection (the owner included)."""
+
+    name: str
+    role: str | None
+    model: dict[str, Any]
+    token: str = ""
+    session_id: str = ""
+    connections: list[Connection] = field(default_factory=list)
+    since: dt.datetime | None = None  # when her first connection of this visit opened
+
+    def open_connections(self) -> list[Connection]:
+        return [c for c in self.connections if c.opened_at is not None]
+
+
+def token_cache_key(token: str, session_id: str) -> str:
+    """The key under which JupyterHub's HubAuth caches the hub's answer about a token."""
+    return f"token:{session_id}:{hashlib.sha256(token.encode('utf8', 'replace')).hexdigest()}"
+
+
+class SharingState:
+    """The sharing side of one server: its owner's presence, its visitors and what each may do."""
+
+    def __init__(self, *, owner: str, server_name: str, config: Any, hub_auth: Any, log: logging.Logger,
+                 clock=time.monotonic):
+        self.owner, self.server_name = owner, server_name
+        self.config, self.hub_auth, self.log, self.clock = config, hub_auth, log, clock
+        self.owner_away: str = config.owner_away
+        self.unrestricted: bool = config.unrestricted
+        self.visitors: dict[str, Visitor] = {}
+        self._owner_seen: float | None = None  # last time the owner had an open connection
+        self.owner_present = False
+        self.owner_present_since: dt.datetime | None = None
+
+    # -- who is who ----------------------------------------------------------------------------------------
+    @property
+    def instance(self) -> str:
+        return f"{self.owner}/{self.server_name}"
+
+    def role_of(self, model: dict[str, Any] | None) -> str | None:
+        if not model:
+            return None
+        if model.get("kind", "user") == "user" and model.get("name") == self.owner:
+            return OWNER
+        if model.get("kind", "user") != "user":
+            return None  # services never have a role on an instance
+        return role_from_scopes(model.get("scopes") or (), self.owner, self.server_name)
+
+    def access_of(self, model: dict[str, Any] | None) -> Access:
+        role = self.role_of(model)
+        if role == OWNER:
+            return FULL
+        return access_for(role, owner_present=self.owner_present, owner_away=self.owner_away,
+                          unrestricted=self.unrestricted, owner=self.owner)
+
+    def set_policy(self, owner_away: str | None = None, unrestricted: bool | None = None, actor: str = "") -> None:
+        if owner_away is not None:
+            if owner_away not in OWNER_AWAY_POLICIES:
+                raise ValueError(f"owner_away must be one of {', '.join(OWNER_AWAY_POLICIES)}")
+            self.owner_away = owner_away
+        if unrestricted is not None:
+            self.unrestricted = bool(unrestricted)
+        self.audit("policy", actor or self.owner, owner_away=self.owner_away, unrestricted=self.unrestricted)
+        self.enforce()
+
+    # -- connections ---------------------------------------------------------------------------------------
+    def register(self, handler: Any, model: dict[str, Any], kind: str, token: str, session_id: str) -> None:
+        """A websocket the gate let through; followed until it closes."""
+        name = model["name"]
+        visitor = self.visitors.get(name)
+        if visitor is None:
+            visitor = self.visitors[name] = Visitor(name=name, role=self.role_of(model), model=model)
+        visitor.model, visitor.role = model, self.role_of(model)
+        if token:
+            visitor.token, visitor.session_id = token, session_id
+        visitor.connections.append(Connection(handler, kind))
+
+    def look(self) -> None:
+        """Drop closed connections, note joins and leaves, update the owner's presence, enforce access."""
+        now = self.clock()
+        for name, visitor in list(self.visitors.items()):
+            was_here = bool(visitor.open_connections())
+            kept = []
+            for connection in visitor.connections:
+                status = connection.status(now)
+                if status == "closed":
+                    continue
+                if status == "open" and connection.opened_at is None:
+                    connection.opened_at = utcnow()
+                kept.append(connection)
+            visitor.connections = kept
+            here = bool(visitor.open_connections())
+            if here and not was_here:
+                visitor.since = utcnow()
+                self.audit("join", name, role=visitor.role)
+            elif was_here and not here:
+                self.audit("leave", name, role=visitor.role)
+                visitor.since = None
+            if not kept:
+                del self.visitors[name]
+        owner = self.visitors.get(self.owner)
+        if owner is not None and owner.open_connections():
+            self._owner_seen = now
+        present = self._owner_seen is not None and now - self._owner_seen <= self.config.away_grace
+        if present != self.owner_present:
+            self.owner_present = present
+            self.owner_present_since = utcnow() if present else None
+            self.log.info("visa-hub sharing: the owner %s is %s (%s while away)", self.owner,
+                          "back" if present else "away", self.owner_away)
+            self.audit("owner-" + ("present" if present else "away"), self.owner, owner_away=self.owner_away)
+        self.enforce()
+
+    def enforce(self) -> None:
+        """Close every connection its person may no longer have open."""
+        for visitor in self.visitors.values():
+            if visitor.role == OWNER:
+                continue
+            access = self.access_of(visitor.model)
+            for connection in visitor.connections:
+                if not self._allowed(access, connection.kind):
+                    self.log.info("visa-hub sharing: closing %s's %s connection: %s", visitor.name,
+                                  connection.kind, access.reason or "no access")
+                    connection.close(access.reason or "Your access to this instance ended.")
+                    connection.kind = "closing"
+
+    @staticmethod
+    def _allowed(access: Access, kind: str) -> bool:
+        if kind == DESKTOP:
+            return access.desktop == "control"
+        if kind == DESKTOP_VIEW_KIND:
+            return access.desktop is not None
+        if kind == LAB:
+            return access.lab_write
+        return False  # already being closed
+
+    async def recheck(self) -> None:
+        """Ask the hub again about every connected visitor: a revoked or changed share applies now."""
+        for visitor in list(self.visitors.values()):
+            if visitor.role == OWNER or not visitor.token:
+                continue
+            model = await self.hub_auth.user_for_token(visitor.token, use_cache=False,
+                                                       session_id=visitor.session_id, sync=False)
+            if model and not self.hub_auth.check_scopes(self.hub_auth.access_scopes, model):
+                model = None  # she may no longer reach this server at all
+            role = self.role_of(model)
+            if role != visitor.role or model is None:
+                self.hub_auth.cache.pop(token_cache_key(visitor.token, visitor.session_id), None)
+                self.log.info("visa-hub sharing: %s is now %s on %s", visitor.name, role or "without access",
+                              self.instance)
+                self.audit("role-changed" if role else "access-ended", visitor.name, old=visitor.role, new=role)
+            visitor.role = role
+            visitor.model = model or {"name": visitor.name, "kind": "user", "scopes": []}
+        self.enforce()
+
+    # -- what the Session panel shows ----------------------------------------------------------------------
+    def connected(self) -> list[dict[str, Any]]:
+        """Who is connected now: name, role, since when, to what, and what she may do."""
+        people = []
+        for visitor in self.visitors.values():
+            open_connections = visitor.open_connections()
+            if not open_connections:
+                continue
+            access = self.access_of(visitor.model)
+            kinds = sorted({c.kind for c in open_connections if c.kind != "closing"})
+            people.append({
+                "name": visitor.name, "role": visitor.role,
+                "role_title": ROLE_TITLES.get(visitor.role or "", "no access"),
+                "since": visitor.since.isoformat() if visitor.since else None,
+                "connections": kinds, "desktop": access.desktop, "lab_write": access.lab_write,
+                "restricted": access.reason if visitor.role != OWNER and access.reason else "",
+            })
+        return sorted(people, key=lambda p: (p["role"] != OWNER, p["since"] or ""))
+
+    def policy(self) -> dict[str, Any]:
+        return {"owner_away": self.owner_away, "unrestricted": self.unrestricted,
+                "owner_present": self.owner_present, "choices": list(OWNER_AWAY_POLICIES)}
+
+    # -- audit ---------------------------------------------------------------------------------------------
+    def audit(self, action: str, actor: str, **detail: Any) -> None:
+        """One structured log line per sharing event on this instance (the hub's service keeps the trail)."""
+        record = {"event": "visa-sharing", "action": action, "actor": actor, "instance": self.instance,
+                  "at": utcnow().isoformat(), **detail}
+        self.log.info("visa-hub audit %s", json.dumps(record, sort_keys=True))
+
+
+__all__ = ["SharingState", "Connection", "Visitor", "LOCK"]
