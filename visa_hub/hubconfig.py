@@ -192,6 +192,10 @@ def _configure_sharing(c: Any, env: Mapping[str, str]) -> None:
 
     c.JupyterHub.custom_scopes = {**CUSTOM_SCOPES, **c.JupyterHub.get("custom_scopes", {})}
     c.Spawner.oauth_client_allowed_scopes = oauth_allowed_scopes()
+    # the server reads its own shares (JupyterHub puts only a share's access scope into a visitor's token)
+    token_scopes = list(c.Spawner.get("server_token_scopes") or ["users:activity!user", "access:servers!server"])
+    c.Spawner.server_token_scopes = [*token_scopes, *(["read:shares!server"] if "read:shares!server" not in
+                                                      token_scopes else [])]
     if env.get("VISA_SUBDOMAIN_HOST"):
         c.JupyterHub.subdomain_host = env["VISA_SUBDOMAIN_HOST"].rstrip("/")
 

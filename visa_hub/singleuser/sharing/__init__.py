@@ -32,6 +32,24 @@ def _hub_identity_provider(serverapp: Any):
     return provider
 
 
+def _install_authorizer(serverapp: Any) -> None:
+    """Our authorizer, unless the operator configured one (``ServerApp.authorizer_class``) on purpose."""
+    from jupyter_server.auth.authorizer import AllowAllAuthorizer
+
+    from .auth import VisaAuthorizer
+
+    current = serverapp.authorizer
+    if isinstance(current, VisaAuthorizer):
+        return
+    if type(current) is not AllowAllAuthorizer:
+        serverapp.log.warning("visa-hub sharing: ServerApp.authorizer_class is %s, not visa-hub's: roles are "
+                              "enforced only by the route gate", type(current).__name__)
+        return
+    authorizer = VisaAuthorizer(parent=serverapp, log=serverapp.log, identity_provider=serverapp.identity_provider)
+    serverapp.authorizer = authorizer
+    serverapp.web_app.settings["authorizer"] = authorizer
+
+
 def setup_sharing(serverapp: Any) -> SharingState | None:
     """Turn on role enforcement for this server when it runs under JupyterHub; returns the state (or None)."""
     from .auth import DISABLED_SETTING, STATE_SETTING, VisaIdentityProvider
@@ -48,6 +66,7 @@ def setup_sharing(serverapp: Any) -> SharingState | None:
     # jupyterhub-singleuser forces its identity provider class in the server's config; ours extends it with the
     # sharing gate, so the provider already built (with its HubOAuth, its handlers) becomes ours in place
     provider.__class__ = VisaIdentityProvider
+    _install_authorizer(serverapp)
     hub_auth = provider.hub_auth
     hub_auth.cache_max_age = int(config.hub_cache_seconds)
     hub_auth.cache.max_age = hub_auth.cache.purge_interval = config.hub_cache_seconds
@@ -72,9 +91,12 @@ async def _watch_presence(state: SharingState) -> None:
 
 
 async def _recheck_visitors(state: SharingState) -> None:
+    """While anyone but the owner is connected, read the shares again: a revoked share closes her connections."""
     while True:
         await asyncio.sleep(state.config.recheck_interval)
+        if not state.has_guests():
+            continue
         try:
-            await state.recheck()
+            await state.refresh_shares()
         except Exception:
-            state.log.exception("visa-hub sharing: checking visitors' shares with the hub failed")
+            state.log.exception("visa-hub sharing: reading this server's shares from the hub failed")

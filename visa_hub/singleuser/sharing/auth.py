@@ -6,8 +6,9 @@ this route; a visitor turned away gets 403 with the reason, whatever the handler
 jupyter-server-proxy's routes never ask an authorizer). Her websockets are registered with the
 :class:`~.state.SharingState`, which closes them when her access ends.
 
-:class:`VisaAuthorizer` (``ServerApp.authorizer_class``) answers Jupyter Server's per-action questions: ``write``
-and ``execute`` need a role that may change things now; ``write`` on the desktop is control, ``read`` watching.
+:class:`VisaAuthorizer` (installed by the extension unless ``ServerApp.authorizer_class`` names another)
+answers Jupyter Server's per-action questions: ``write`` and ``execute`` need a role that may change things
+now; ``write`` on the desktop is control, ``read`` watching.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def _forbid(handler: Any, message: str) -> None:
     """Make the handler answer 403 with ``message`` where it would have sent the visitor to log in."""
 
     def raise_forbidden(*_args: Any, **_kwargs: Any) -> None:
-        raise web.HTTPError(403, "%s", message)
+        raise web.HTTPError(403, message.replace("%", "%%"))
 
     handler.redirect = raise_forbidden
     handler.get_login_url = raise_forbidden
@@ -60,6 +61,11 @@ if JupyterHubIdentityProvider is not None:
                 handler._visa_gate_user = user
                 return user
             model = user.hub_user
+            if model.get("name") != state.owner and state.shares_stale():
+                try:
+                    await state.refresh_shares()
+                except Exception as exc:  # the hub does not answer: the last shares read stand (none at first)
+                    handler.log.warning("visa-hub sharing: cannot read this server's shares from the hub: %s", exc)
             access = state.access_of(model)
             rel = relative_path(handler.request.path, handler.settings.get("base_url", "/"))
             websocket = isinstance(handler, WebSocketHandler) or \
@@ -73,8 +79,7 @@ if JupyterHubIdentityProvider is not None:
                 handler._visa_gate_user = None
                 return None
             if websocket:
-                state.register(handler, model, connection_kind(rel), self.hub_auth.get_token(handler) or "",
-                               self.hub_auth.get_session_id(handler))
+                state.register(handler, model, connection_kind(rel))
             handler._visa_gate_user = user
             return user
 

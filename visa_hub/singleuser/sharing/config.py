@@ -36,12 +36,12 @@ class VisaSharing(Configurable):
         help="Seconds between two looks at who is connected (owner presence, closing what a role no longer allows).",
     )
     recheck_interval = Float(
-        5.0, config=True,
-        help="Seconds between two checks with the hub that the people connected here still have their share "
-             "(a revoked share closes their open connections at the next check).",
+        3.0, config=True,
+        help="Seconds between two readings of this server's shares from the hub while anyone but the owner is "
+             "connected (a revoked share closes her open connections at the next reading).",
     )
     hub_cache_seconds = Float(
         5.0, config=True,
-        help="How long the server trusts the hub's answer about a visitor's token before asking again "
-             "(JupyterHub's HubAuth.cache_max_age, 300 s by default; short so that a revoked share bites fast).",
+        help="How long the server trusts the hub's answers (a visitor's token: JupyterHub's HubAuth.cache_max_age, "
+             "300 s by default; this server's shares) before asking again; short, so that a revoked share bites fast.",
     )

@@ -4,20 +4,21 @@
 (:meth:`SharingState.register`); a periodic look (:meth:`SharingState.look`) drops the closed ones, decides
 whether the owner is present (with a grace period for page reloads) and closes every connection that a
 person's access no longer allows — because the owner left (``lock``: control becomes view only;
-``disconnect``: everyone else is dropped) or because her share changed. :meth:`SharingState.recheck` asks
-the hub again about each connected visitor's token, so a revoked share closes her open websockets.
+``disconnect``: everyone else is dropped) or because her share changed. :meth:`SharingState.refresh_shares` reads the
+server's shares from the hub (while anyone but the owner is here), so a revoked share closes her websockets.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
-import hashlib
 import json
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from ...sharing.roles import (
     FULL,
@@ -28,6 +29,7 @@ from ...sharing.roles import (
     Access,
     access_for,
     role_from_scopes,
+    role_from_share,
 )
 from .gate import DESKTOP, DESKTOP_VIEW_KIND, LAB
 
@@ -73,18 +75,11 @@ class Visitor:
     name: str
     role: str | None
     model: dict[str, Any]
-    token: str = ""
-    session_id: str = ""
     connections: list[Connection] = field(default_factory=list)
     since: dt.datetime | None = None  # when her first connection of this visit opened
 
     def open_connections(self) -> list[Connection]:
         return [c for c in self.connections if c.opened_at is not None]
-
-
-def token_cache_key(token: str, session_id: str) -> str:
-    """The key under which JupyterHub's HubAuth caches the hub's answer about a token."""
-    return f"token:{session_id}:{hashlib.sha256(token.encode('utf8', 'replace')).hexdigest()}"
 
 
 class SharingState:
@@ -97,6 +92,10 @@ class SharingState:
         self.owner_away: str = config.owner_away
         self.unrestricted: bool = config.unrestricted
         self.visitors: dict[str, Visitor] = {}
+        #: visitor name → role, from this server's shares in the hub (see :meth:`refresh_shares`)
+        self.shares: dict[str, str] = {}
+        self._shares_at: float | None = None
+        self._refreshing: asyncio.Future | None = None
         self._owner_seen: float | None = None  # last time the owner had an open connection
         self.owner_present = False
         self.owner_present_since: dt.datetime | None = None
@@ -113,7 +112,8 @@ class SharingState:
             return OWNER
         if model.get("kind", "user") != "user":
             return None  # services never have a role on an instance
-        return role_from_scopes(model.get("scopes") or (), self.owner, self.server_name)
+        return self.shares.get(model.get("name", "")) or \
+            role_from_scopes(model.get("scopes") or (), self.owner, self.server_name)
 
     def access_of(self, model: dict[str, Any] | None) -> Access:
         role = self.role_of(model)
@@ -133,15 +133,13 @@ class SharingState:
         self.enforce()
 
     # -- connections ---------------------------------------------------------------------------------------
-    def register(self, handler: Any, model: dict[str, Any], kind: str, token: str, session_id: str) -> None:
+    def register(self, handler: Any, model: dict[str, Any], kind: str) -> None:
         """A websocket the gate let through; followed until it closes."""
         name = model["name"]
         visitor = self.visitors.get(name)
         if visitor is None:
             visitor = self.visitors[name] = Visitor(name=name, role=self.role_of(model), model=model)
         visitor.model, visitor.role = model, self.role_of(model)
-        if token:
-            visitor.token, visitor.session_id = token, session_id
         visitor.connections.append(Connection(handler, kind))
 
     def look(self) -> None:
@@ -202,24 +200,63 @@ class SharingState:
             return access.lab_write
         return False  # already being closed
 
-    async def recheck(self) -> None:
-        """Ask the hub again about every connected visitor: a revoked or changed share applies now."""
-        for visitor in list(self.visitors.values()):
-            if visitor.role == OWNER or not visitor.token:
-                continue
-            model = await self.hub_auth.user_for_token(visitor.token, use_cache=False,
-                                                       session_id=visitor.session_id, sync=False)
-            if model and not self.hub_auth.check_scopes(self.hub_auth.access_scopes, model):
-                model = None  # she may no longer reach this server at all
-            role = self.role_of(model)
-            if role != visitor.role or model is None:
-                self.hub_auth.cache.pop(token_cache_key(visitor.token, visitor.session_id), None)
-                self.log.info("visa-hub sharing: %s is now %s on %s", visitor.name, role or "without access",
+    # -- shares, from the hub -------------------------------------------------------------------------------
+    def shares_stale(self) -> bool:
+        return self._shares_at is None or self.clock() - self._shares_at > self.config.hub_cache_seconds
+
+    async def refresh_shares(self) -> None:
+        """Read this server's shares from the hub (one call, the server's own token); roles follow at once.
+
+        JupyterHub puts only the access scope of a share into a visitor's token, so the role (the share's
+        custom scopes) is read here. Concurrent callers wait for the same answer.
+        """
+        if self._refreshing is not None:
+            await self._refreshing
+            return
+        self._refreshing = asyncio.get_running_loop().create_future()
+        try:
+            shares = await self._fetch_shares()
+            if shares != self.shares:
+                self.log.info("visa-hub sharing: shares of %s: %s", self.instance,
+                              ", ".join(f"{n} ({r})" for n, r in sorted(shares.items())) or "none")
+            self.shares, self._shares_at = shares, self.clock()
+            self._apply_roles()
+        finally:
+            self._refreshing.set_result(None)
+            self._refreshing = None
+
+    async def _fetch_shares(self) -> dict[str, str]:
+        url = f"{self.hub_auth.api_url.rstrip('/')}/shares/{quote(self.owner, safe='')}/" \
+              f"{quote(self.server_name, safe='')}"
+        shares: dict[str, str] = {}
+        offset = 0
+        while True:
+            page = await self.hub_auth._api_request(  # HubAuth's own call: the server's token, the hub's TLS
+                "GET", f"{url}?offset={offset}&limit=200",
+                headers={"Accept": "application/jupyterhub-pagination+json"})
+            items = page.get("items", []) if isinstance(page, dict) else page
+            for share in items:
+                role = role_from_share(share.get("scopes") or ())
+                if share.get("kind") == "user" and share.get("user") and role:
+                    shares[share["user"]["name"]] = role
+            following = (page.get("_pagination") or {}).get("next") if isinstance(page, dict) else None
+            if not following:
+                return shares
+            offset = following["offset"]
+
+    def _apply_roles(self) -> None:
+        for visitor in self.visitors.values():
+            role = self.role_of(visitor.model)
+            if role != visitor.role:
+                self.log.info("visa-hub sharing: %s is now %s on %s", visitor.name, role or "without a share",
                               self.instance)
                 self.audit("role-changed" if role else "access-ended", visitor.name, old=visitor.role, new=role)
-            visitor.role = role
-            visitor.model = model or {"name": visitor.name, "kind": "user", "scopes": []}
+                visitor.role = role
         self.enforce()
+
+    def has_guests(self) -> bool:
+        """Whether anyone but the owner is connected (then the shares are re-read periodically)."""
+        return any(v.role != OWNER for v in self.visitors.values())
 
     # -- what the Session panel shows ----------------------------------------------------------------------
     def connected(self) -> list[dict[str, Any]]:

@@ -1,0 +1,19 @@
+"""Hub config for the sharing tests of the instance side: visa-hub's configuration plus a service that grants shares.
+
+The service (token in ``VISA_TEST_SHARING_TOKEN``) holds what granting a role needs: ``shares``, the names of users,
+access to servers and the custom role scopes — the scopes the sessions service has in production. Users
+themselves never get ``shares``.
+"""
+
+import os
+
+from visa_hub.hubconfig import configure
+from visa_hub.sharing.roles import CUSTOM_SCOPES
+
+c = get_config()  # noqa: F821
+configure(c)
+c.JupyterHub.services.append({"name": "sharing-test", "api_token": os.environ["VISA_TEST_SHARING_TOKEN"]})
+c.JupyterHub.load_roles.append({
+    "name": "sharing-test", "services": ["sharing-test"],
+    "scopes": ["shares", "read:shares", "read:users:name", "access:servers", *CUSTOM_SCOPES],
+})
