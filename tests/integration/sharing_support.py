@@ -75,3 +75,86 @@ def server_xsrf(session: UserSession, owner: str, server: str = "") -> dict[str,
 
 def ws_url(hub: HubProcess, path: str) -> str:
     return urljoin(hub.url.replace("http://", "ws://") + "/", path.lstrip("/"))
+
+
+# -- every route of an instance, for the table-driven guest test ------------------------------------------------
+ROUTE_LISTER = r"""
+import inspect, json, sys
+from jupyter_server.serverapp import ServerApp
+from tornado.web import RequestHandler
+from tornado.websocket import WebSocketHandler
+app = ServerApp.instance()
+app.initialize(argv=["--ServerApp.port=0", "--allow-root", "--ServerApp.base_url=/user/alice/",
+                     "--ServerApp.open_browser=False"])
+from visa_hub.singleuser.sharing.handlers import setup_handlers
+setup_handlers(app.web_app)
+routes = []
+for rule in app.web_app.default_router.rules:
+    for r in getattr(rule.target, "rules", []):
+        target = r.target
+        if not isinstance(target, type):
+            continue
+        methods = [m for m in ("get", "post", "put", "patch", "delete")
+                   if getattr(target, m) is not getattr(RequestHandler, m)]
+        routes.append({"pattern": r.matcher.regex.pattern, "handler": f"{target.__module__}.{target.__name__}",
+                       "websocket": issubclass(target, WebSocketHandler), "methods": methods})
+json.dump(routes, sys.stdout)
+"""
+
+
+def instance_routes(tmp: Path) -> list[dict]:
+    """Every route a visa-hub instance serves (its Jupyter Server with every extension of this environment)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTERHUB_", "JUPYTER_"))}
+    env |= {"JUPYTER_CONFIG_DIR": str(tmp / "cfg"), "JUPYTER_DATA_DIR": str(tmp / "data"),
+            "JUPYTER_RUNTIME_DIR": str(tmp / "rt")}
+    out = subprocess.run([sys.executable, "-c", ROUTE_LISTER], env=env, cwd=tmp, capture_output=True, timeout=120,
+                         check=True)
+    return json.loads(out.stdout)
+
+
+def sample_path(pattern: str) -> str:
+    """A concrete path the route ``pattern`` matches (simple, URL-safe characters)."""
+    import re._parser as sre  # the regex parser behind re; stable across 3.11+
+
+    def render(items) -> str:
+        out = []
+        for op, arg in items:
+            name = str(op)
+            if name == "LITERAL":
+                out.append(chr(arg))
+            elif name in ("NOT_LITERAL", "ANY"):
+                out.append("a")
+            elif name == "IN":
+                out.append(_pick(arg))
+            elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+                low, _high, sub = arg
+                out.append(render(sub) * max(low, 1) if low or _prefer_one(sub) else "")
+            elif name == "SUBPATTERN":
+                out.append(render(arg[-1]))
+            elif name == "BRANCH":
+                out.append(render(arg[1][0]))
+            elif name == "CATEGORY":
+                out.append("1" if "DIGIT" in str(arg) else "a")
+        return "".join(out)
+
+    def _prefer_one(sub) -> bool:
+        rendered = render(sub)
+        return rendered not in ("", "/")
+
+    def _pick(arg) -> str:
+        for op, value in arg:
+            name = str(op)
+            if name == "CATEGORY":
+                return "1" if "DIGIT" in str(value) else "a"
+            if name == "RANGE":
+                return chr(value[0])
+            if name == "LITERAL" and chr(value) not in "/:@":
+                return chr(value)
+        return "a"
+
+    return render(sre.parse(pattern.rstrip("$")))

@@ -119,6 +119,8 @@ def test_sharing_gate_lets_guest_watch_and_nothing_more():
 def test_sharing_gate_locked_member_reads_but_opens_no_lab_websocket():
     locked = access_for(COLLABORATOR, owner_present=False, owner_away=LOCK)
     assert may_reach(locked, "api/contents/a.ipynb", websocket=False)
+    assert not may_reach(locked, "api/contents/a.ipynb", websocket=False, method="PUT")
+    assert may_reach(access_for(COLLABORATOR, owner_present=True), "api/contents/a", websocket=False, method="PUT")
     assert not may_reach(locked, "api/kernels/1/channels", websocket=True)
     assert not may_reach(locked, "visa-desktop/", websocket=True)
     assert may_reach(locked, "visa-desktop-view/", websocket=True)

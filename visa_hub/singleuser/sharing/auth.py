@@ -2,7 +2,7 @@
 
 :class:`VisaIdentityProvider` extends JupyterHub's identity provider: after JupyterHub identified the visitor
 (and checked she may reach this server at all), the gate (:mod:`.gate`) decides whether her role lets her reach
-this route; a visitor turned away gets 403 with the reason, whatever the handler (the Lab page and
+this route; a visitor turned away gets 403 with the reason, whatever the handler and the method (the Lab page and
 jupyter-server-proxy's routes never ask an authorizer). Her websockets are registered with the
 :class:`~.state.SharingState`, which closes them when her access ends.
 
@@ -37,16 +37,6 @@ def sharing_state(handler: Any):
     return handler.settings.get(STATE_SETTING)
 
 
-def _forbid(handler: Any, message: str) -> None:
-    """Make the handler answer 403 with ``message`` where it would have sent the visitor to log in."""
-
-    def raise_forbidden(*_args: Any, **_kwargs: Any) -> None:
-        raise web.HTTPError(403, message.replace("%", "%%"))
-
-    handler.redirect = raise_forbidden
-    handler.get_login_url = raise_forbidden
-
-
 if JupyterHubIdentityProvider is not None:
 
     class VisaIdentityProvider(JupyterHubIdentityProvider):  # type: ignore[misc, valid-type]
@@ -70,14 +60,13 @@ if JupyterHubIdentityProvider is not None:
             rel = relative_path(handler.request.path, handler.settings.get("base_url", "/"))
             websocket = isinstance(handler, WebSocketHandler) or \
                 handler.request.headers.get("Upgrade", "").lower() == "websocket"
-            if not may_reach(access, rel, websocket=websocket):
+            if not may_reach(access, rel, websocket=websocket, method=handler.request.method):
                 reason = access.reason or "Your role on this instance does not include this."
                 handler.log.info("visa-hub sharing: %s (%s) may not reach /%s: %s", model.get("name"),
                                  access.role or "no role", rel, reason)
-                _forbid(handler, reason)
                 handler._jupyterhub_user = None
-                handler._visa_gate_user = None
-                return None
+                handler._visa_gate_user = None  # the error page asks again: she is nobody here
+                raise web.HTTPError(403, reason.replace("%", "%%"))
             if websocket:
                 state.register(handler, model, connection_kind(rel))
             handler._visa_gate_user = user

@@ -37,8 +37,11 @@ def connection_kind(rel: str) -> str:
     return LAB
 
 
-def may_reach(access: Access, rel: str, *, websocket: bool) -> bool:
-    """Whether someone with ``access`` may open ``rel`` (a websocket if ``websocket``)."""
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def may_reach(access: Access, rel: str, *, websocket: bool, method: str = "GET") -> bool:
+    """Whether someone with ``access`` may open ``rel`` (a websocket if ``websocket``) with ``method``."""
     if rel in ALWAYS:
         return True
     kind = connection_kind(rel)
@@ -48,5 +51,6 @@ def may_reach(access: Access, rel: str, *, websocket: bool) -> bool:
         return access.desktop is not None
     if not access.lab:
         return False
-    # Lab's websockets (kernels, terminals, shared documents, events) carry changes: none while view only
-    return access.lab_write or not websocket
+    # Lab's websockets (kernels, terminals, shared documents, events) carry changes, and so does every request
+    # that is not a read: none while view only
+    return access.lab_write or (not websocket and method.upper() in READ_METHODS)
