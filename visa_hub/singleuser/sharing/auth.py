@@ -17,6 +17,7 @@ import os
 from typing import Any
 
 from jupyter_server.auth.authorizer import Authorizer
+from jupyter_server.utils import url_path_join
 from tornado import web
 from tornado.websocket import WebSocketHandler
 
@@ -62,10 +63,13 @@ if JupyterHubIdentityProvider is not None:
                 handler.request.headers.get("Upgrade", "").lower() == "websocket"
             if not may_reach(access, rel, websocket=websocket, method=handler.request.method):
                 reason = access.reason or "Your role on this instance does not include this."
+                if access.desktop and not access.lab:
+                    reason += f" Watch it at {url_path_join(handler.base_url, 'visa/desktop-view')}"
                 handler.log.info("visa-hub sharing: %s (%s) may not reach /%s: %s", model.get("name"),
                                  access.role or "no role", rel, reason)
                 handler._jupyterhub_user = None
                 handler._visa_gate_user = None  # the error page asks again: she is nobody here
+                handler.current_user = handler._jupyter_current_user = None
                 raise web.HTTPError(403, reason.replace("%", "%%"))
             if websocket:
                 state.register(handler, model, connection_kind(rel))

@@ -126,6 +126,7 @@ class DesktopViewPage(JupyterHandler):
             user=html.escape(self.current_user.username),
             base_url=html.escape(self.base_url, quote=True),
             static=html.escape(url_path_join(self.base_url, "visa/static/"), quote=True),
+            xsrf=html.escape(self.xsrf_token.decode(), quote=True),  # the page's API calls send it back
         )
         self.set_header("Cache-Control", "no-store")
         self.set_header("Content-Type", "text/html; charset=utf-8")

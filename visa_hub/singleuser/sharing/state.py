@@ -21,11 +21,13 @@ from typing import Any
 from urllib.parse import quote
 
 from ...sharing.roles import (
+    COLLABORATOR,
     FULL,
     LOCK,
     OWNER,
     OWNER_AWAY_POLICIES,
     ROLE_TITLES,
+    SUPPORT,
     Access,
     access_for,
     role_from_scopes,
@@ -51,6 +53,8 @@ class Connection:
     kind: str
     registered: float = field(default_factory=time.monotonic)
     opened_at: dt.datetime | None = None
+    #: a view-only desktop opened only because control was held back (owner away): reopened with control later
+    held_back: bool = False
 
     def status(self, now: float) -> str:
         """``open``, ``pending`` (handshake not finished) or ``closed``."""
@@ -140,7 +144,9 @@ class SharingState:
         if visitor is None:
             visitor = self.visitors[name] = Visitor(name=name, role=self.role_of(model), model=model)
         visitor.model, visitor.role = model, self.role_of(model)
-        visitor.connections.append(Connection(handler, kind))
+        held_back = kind == DESKTOP_VIEW_KIND and visitor.role in (COLLABORATOR, SUPPORT) and \
+            self.access_of(model).desktop == "view"
+        visitor.connections.append(Connection(handler, kind, held_back=held_back))
 
     def look(self) -> None:
         """Drop closed connections, note joins and leaves, update the owner's presence, enforce access."""
@@ -184,10 +190,16 @@ class SharingState:
                 continue
             access = self.access_of(visitor.model)
             for connection in visitor.connections:
+                if connection.kind == "closing":
+                    continue
                 if not self._allowed(access, connection.kind):
                     self.log.info("visa-hub sharing: closing %s's %s connection: %s", visitor.name,
                                   connection.kind, access.reason or "no access")
                     connection.close(access.reason or "Your access to this instance ended.")
+                    connection.kind = "closing"
+                elif connection.held_back and access.desktop == "control":
+                    self.log.info("visa-hub sharing: %s may control the desktop again", visitor.name)
+                    connection.close("The owner is back: reconnect with control.")
                     connection.kind = "closing"
 
     @staticmethod

@@ -25,7 +25,10 @@ function retry(why) {
 async function connect() {
   let status;
   try {
-    const response = await fetch(base + 'visa/api/desktop', { credentials: 'same-origin' });
+    const response = await fetch(base + 'visa/api/desktop', {
+      credentials: 'same-origin',
+      headers: { 'X-XSRFToken': document.body.dataset.xsrf }
+    });
     if (!response.ok) {
       let text = `The desktop is not reachable (${response.status}).`;
       try {

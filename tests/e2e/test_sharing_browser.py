@@ -1,0 +1,176 @@
+"""In two real browsers: a collaborator in the owner's Lab and desktop, real-time editing, lock, revocation, a guest.
+
+alice and bob each have their own browser context (their own cookies). Shares are granted as visa-hub's
+sessions service grants them (through the hub's REST API); what a person notices is checked in the browser.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+from screenshots import save_screenshot
+
+from hubtest import wait_until
+from sharing_support import sharing_hub
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+NOTEBOOK = "shared.ipynb"
+DESKTOP = ".visa-desktop"
+
+
+def login(browser, hub, name: str):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(f"{hub.url}/hub/login")
+    page.fill("#username_input", name)
+    page.fill("#password_input", "visa-demo")
+    page.click("#login_submit")
+    page.wait_for_load_state()
+    return page
+
+
+def start_instance(page, hub) -> None:
+    page.goto(f"{hub.url}/hub/spawn")
+    page.wait_for_selector("#visa-spawn-form")
+    page.click("#spawn_form button[type=submit], #spawn_form input[type=submit]")
+    page.wait_for_url(re.compile(r".*/user/alice/lab.*"), timeout=90_000)
+    page.wait_for_selector(".jp-Launcher", timeout=60_000)
+
+
+def authorize_if_asked(page) -> None:
+    """JupyterHub asks once before another user's server may identify you."""
+    page.wait_for_load_state()
+    if "/oauth2/authorize" in page.url:
+        page.click("form button[type=submit]")
+
+
+def server_request(page, hub, method: str, path: str, body: dict | None = None):
+    """A request to alice's server with this browser's cookies and the server's XSRF token, as Lab makes them."""
+    xsrf = next((c["value"] for c in page.context.cookies() if c["name"] == "_xsrf" and
+                 c["path"].startswith("/user/alice")), "")
+    return page.request.fetch(f"{hub.url}/user/alice/{path}", method=method, headers={"X-XSRFToken": xsrf},
+                              data=json.dumps(body) if body is not None else None)
+
+
+def type_in_first_cell(page, text: str) -> None:
+    editor = page.locator(".jp-NotebookPanel .jp-Cell .cm-content").first
+    editor.click()
+    page.keyboard.press("End")
+    page.keyboard.type(text)
+
+
+def test_sharing_collaborator_edits_with_owner_in_real_time_then_loses_access(browser, tmp_path):
+    with sharing_hub(tmp_path / "data") as (hub, sharer):
+        alice = login(browser, hub, "alice")
+        start_instance(alice, hub)
+        notebook = {"type": "notebook", "content": {
+            "cells": [{"cell_type": "code", "source": "x = 1", "metadata": {}, "outputs": [],
+                       "execution_count": None}],
+            "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+            "nbformat": 4, "nbformat_minor": 5}}
+        assert server_request(alice, hub, "PUT", f"api/contents/{NOTEBOOK}", notebook).status == 201
+        alice.goto(f"{hub.url}/user/alice/lab/tree/{NOTEBOOK}")
+        alice.wait_for_selector(".jp-NotebookPanel .jp-Cell .cm-content", timeout=60_000)
+
+        bob = login(browser, hub, "bob")
+        shared_at = time.monotonic()
+        sharer.grant("alice", "bob", "collaborator")
+        bob.goto(f"{hub.url}/user/alice/lab/tree/{NOTEBOOK}")
+        authorize_if_asked(bob)
+        bob.wait_for_selector(".jp-NotebookPanel .jp-Cell .cm-content", timeout=60_000)
+        lab_loaded = time.monotonic() - shared_at
+        print(f"share → collaborator's Lab loaded: {lab_loaded:.1f} s")
+
+        # each sees the other's edit within 2 s (jupyter-collaboration)
+        type_in_first_cell(alice, "  # alice was here")
+        started = time.monotonic()
+        bob.wait_for_function("() => document.querySelector('.jp-NotebookPanel .jp-Cell .cm-content')"
+                              ".innerText.includes('alice was here')", timeout=2_000)
+        alice_to_bob = time.monotonic() - started
+        type_in_first_cell(bob, "  # bob too")
+        started = time.monotonic()
+        alice.wait_for_function("() => document.querySelector('.jp-NotebookPanel .jp-Cell .cm-content')"
+                                ".innerText.includes('bob too')", timeout=2_000)
+        bob_to_alice = time.monotonic() - started
+        print(f"edit seen by the other: alice → bob {alice_to_bob:.2f} s, bob → alice {bob_to_alice:.2f} s")
+        save_screenshot(bob, "sharing-collaborator-notebook")
+
+        # bob also has alice's desktop, with keyboard and mouse (she is here)
+        bob.goto(f"{hub.url}/user/alice/lab?visa-open=desktop")
+        bob.wait_for_selector(f"{DESKTOP}[data-state=connected]", timeout=60_000)
+        assert bob.locator("#jp-main-dock-panel .lm-TabBar-tab", has_text="Desktop (view only)").count() == 0
+        save_screenshot(bob, "sharing-collaborator-desktop")
+
+        revoked = time.monotonic()
+        sharer.revoke("alice", "bob")
+        bob.wait_for_selector(f"{DESKTOP}:not([data-state=connected])", timeout=10_000)
+        desktop_gone = time.monotonic() - revoked
+        wait_until(lambda: server_request(bob, hub, "GET", "api/contents").status == 403,
+                   10 - (time.monotonic() - revoked), "bob's next request to be refused")
+        requests_gone = time.monotonic() - revoked
+        print(f"revoke → access gone: desktop {desktop_gone:.1f} s, next request 403 after {requests_gone:.1f} s")
+        assert requests_gone < 10
+        assert server_request(alice, hub, "GET", "api/contents").status == 200
+        alice.context.close()
+        bob.context.close()
+
+
+def test_sharing_owner_away_locks_the_collaborators_desktop_until_she_returns(browser, tmp_path):
+    with sharing_hub(tmp_path / "data") as (hub, sharer):
+        alice = login(browser, hub, "alice")
+        start_instance(alice, hub)
+        bob = login(browser, hub, "bob")
+        sharer.grant("alice", "bob", "collaborator")
+        bob.goto(f"{hub.url}/user/alice/lab?visa-open=desktop")
+        authorize_if_asked(bob)
+        bob.wait_for_selector(f"{DESKTOP}[data-state=connected]", timeout=60_000)
+        assert bob.locator("#jp-main-dock-panel .lm-TabBar-tab", has_text="Desktop (view only)").count() == 0
+
+        alice.close()  # her last tab
+        left = time.monotonic()
+        bob.wait_for_selector("#jp-main-dock-panel .lm-TabBar-tab:has-text('Desktop (view only)')", timeout=5_000)
+        print(f"owner left → collaborator's desktop view only: {time.monotonic() - left:.1f} s")
+        save_screenshot(bob, "sharing-locked-desktop")
+
+        alice = alice.context.new_page()
+        alice.goto(f"{hub.url}/user/alice/lab")
+        alice.wait_for_selector("#jp-main-dock-panel", timeout=60_000)
+        bob.locator("#jp-main-dock-panel .lm-TabBar-tabLabel", has_text=re.compile(r"^Desktop$")).wait_for(
+            timeout=20_000)
+        bob.wait_for_selector(f"{DESKTOP}[data-state=connected]", timeout=20_000)
+        alice.context.close()
+        bob.context.close()
+
+
+def test_sharing_guest_watches_the_desktop_page_and_nothing_else(browser, tmp_path):
+    with sharing_hub(tmp_path / "data") as (hub, sharer):
+        alice = login(browser, hub, "alice")
+        start_instance(alice, hub)
+        alice.goto(f"{hub.url}/user/alice/lab?visa-open=desktop")
+        alice.wait_for_selector(f"{DESKTOP}[data-state=connected]", timeout=60_000)
+        carl = login(browser, hub, "carl")
+        sharer.grant("alice", "carl", "guest")
+        carl.goto(f"{hub.url}/user/alice/visa/desktop-view")
+        authorize_if_asked(carl)
+        carl.wait_for_selector("body[data-state=connected]", timeout=60_000)
+        assert "View only" in carl.locator("header").inner_text()
+        assert "alice" in carl.locator("h1").inner_text() and "LOKI-2026-042" in carl.locator("h1").inner_text()
+        save_screenshot(carl, "sharing-guest-desktop")
+        lab = carl.goto(f"{hub.url}/user/alice/lab")
+        assert lab.status == 403 and "Guests watch the desktop only" in carl.content()
+        carl.goto(f"{hub.url}/user/alice/visa/desktop-view")
+        carl.wait_for_selector("body[data-state=connected]", timeout=60_000)
+        # alice copies something on her desktop: the guest's page receives no clipboard
+        alice.evaluate("""() => {
+            document.querySelector('.visa-desktop-clipboard textarea').value = 'secret of alice';
+            document.querySelector('.visa-desktop-clipboard-send').click();
+        }""")
+        time.sleep(2)
+        assert carl.evaluate("() => document.body.dataset.clipboardEvents || '0'") == "0"
+        alice.context.close()
+        carl.context.close()
