@@ -10,6 +10,7 @@ import { Countdown } from './clock';
 import { SessionPanel } from './panel';
 import { SessionStatus } from './status';
 import { desktopPlugin } from './desktopPlugin';
+import { sharingPlugin } from './sharingPlugin';
 import { sessionIcon } from './icons';
 import {
   LAUNCHER_RANK,
@@ -118,4 +119,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   activate
 };
 
-export default [plugin, desktopPlugin, appsPlugin];
+export default [plugin, desktopPlugin, appsPlugin, sharingPlugin];

@@ -13,6 +13,12 @@ function goTo(url: string): void {
 
 /** The Session panel: what this instance runs for, until when, and how to stop or relaunch it. */
 export class SessionPanel extends Widget {
+  /** Other plugins add sections below (e.g. sharing): each factory returns the same node every time. */
+  static addSection(factory: () => HTMLElement): void {
+    SessionPanel._sections.push(factory);
+  }
+  private static _sections: (() => HTMLElement)[] = [];
+
   constructor(
     private _session: IVisaSession,
     private _countdown: Countdown
@@ -88,7 +94,14 @@ export class SessionPanel extends Widget {
     note.textContent =
       'Both ask for confirmation on the hub first. Your files stay in your home; save open notebooks before.';
 
-    this.node.replaceChildren(heading, table, actions, note, ...panelExtras());
+    this.node.replaceChildren(
+      heading,
+      table,
+      actions,
+      note,
+      ...panelExtras(),
+      ...SessionPanel._sections.map(section => section())
+    );
   }
 
   private _button(

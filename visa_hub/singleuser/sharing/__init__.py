@@ -73,12 +73,35 @@ def setup_sharing(serverapp: Any) -> SharingState | None:
     state = SharingState(owner=owner, server_name=os.environ.get("JUPYTERHUB_SERVER_NAME", ""), config=config,
                          hub_auth=hub_auth, log=serverapp.log)
     serverapp.web_app.settings[STATE_SETTING] = state
+    if os.environ.get("VISA_SESSIONS_URL"):
+        from .forward import report_event
+
+        state.report = report_event
+        IOLoop.current().add_callback(_load_settings, state)
     setup_handlers(serverapp.web_app)
     IOLoop.current().add_callback(_watch_presence, state)
     IOLoop.current().add_callback(_recheck_visitors, state)
     serverapp.log.info("visa-hub sharing: roles enforced on %s/%s (owner away: %s)", owner, state.server_name,
                        state.owner_away)
     return state
+
+
+async def _load_settings(state: SharingState) -> None:
+    """The owner's last sharing settings for this instance, as the sessions service keeps them."""
+    import json
+
+    from .forward import call_service
+
+    status, body = await call_service("GET", "sharing-settings")
+    if status != 200:
+        state.log.info("visa-hub sharing: no settings from the sessions service (%s); owner away: %s", status,
+                       state.owner_away)
+        return
+    data = json.loads(body)
+    if data.get("owner_away") in ("lock", "disconnect", "open"):
+        state.owner_away = data["owner_away"]
+    state.unrestricted = bool(data.get("unrestricted", state.unrestricted))
+    state.enforce()
 
 
 async def _watch_presence(state: SharingState) -> None:

@@ -6,6 +6,8 @@
 ``PUT  visa/api/sharing/settings``  change them (the owner only; JSON ``{"owner_away": ..., "unrestricted": ...}``)
 ``GET  visa/desktop-view``          the desktop-only page for guests: "view only", whose instance it is
 ``GET  visa/static/...``            that page's script and noVNC (no secrets: served without login)
+
+Members, candidates and support requests go to the hub's sessions service: see :mod:`.forward`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from tornado import web
 from ...sharing.roles import OWNER, ROLE_TITLES
 from ..session import SessionError, load_session
 from .auth import sharing_state
+from .forward import call_service
 
 HERE = Path(__file__).resolve().parent
 STATIC_DIR = HERE.parent / "static"
@@ -88,7 +91,7 @@ class SettingsHandler(SharingHandler):
         self.write_json(self.state.policy())
 
     @web.authenticated
-    def put(self) -> None:
+    async def put(self) -> None:
         state = self.state
         if state.role_of(self.model) != OWNER:
             raise web.HTTPError(403, "Only the owner of this instance changes how it is shared.")
@@ -105,6 +108,10 @@ class SettingsHandler(SharingHandler):
             state.set_policy(owner_away=body.get("owner_away"), unrestricted=unrestricted, actor=self.model["name"])
         except ValueError as exc:
             raise web.HTTPError(400, str(exc)) from None
+        # kept by the sessions service, so that a restarted instance starts with it (best effort: it applies here)
+        await call_service("PUT", "sharing-settings", {"owner_away": state.owner_away,
+                                                       "unrestricted": state.unrestricted,
+                                                       "actor": self.model["name"]})
         self.write_json(state.policy())
 
     post = put
@@ -134,6 +141,9 @@ class DesktopViewPage(JupyterHandler):
 
 
 def setup_handlers(web_app: Any) -> None:
+    from .forward import setup_forwarding
+
+    setup_forwarding(web_app)
     base_url = web_app.settings["base_url"]
     web_app.add_handlers(".*$", [
         (url_path_join(base_url, "visa/api/sharing/me"), MeHandler),

@@ -100,6 +100,9 @@ class SharingState:
         self.shares: dict[str, str] = {}
         self._shares_at: float | None = None
         self._refreshing: asyncio.Future | None = None
+        #: async callable sending each event to the hub's audit trail (the sessions service), or None
+        self.report = None
+        self._reports: set[asyncio.Task] = set()
         self._owner_seen: float | None = None  # last time the owner had an open connection
         self.owner_present = False
         self.owner_present_since: dt.datetime | None = None
@@ -299,6 +302,16 @@ class SharingState:
         record = {"event": "visa-sharing", "action": action, "actor": actor, "instance": self.instance,
                   "at": utcnow().isoformat(), **detail}
         self.log.info("visa-hub audit %s", json.dumps(record, sort_keys=True))
+        if self.report is not None:
+            task = asyncio.ensure_future(self._report(record))
+            self._reports.add(task)
+            task.add_done_callback(self._reports.discard)
+
+    async def _report(self, record: dict[str, Any]) -> None:
+        try:
+            await self.report(record)
+        except Exception as exc:  # noqa: BLE001 - the line above is in the log whatever happens here
+            self.log.warning("visa-hub sharing: event not sent to the sessions service: %s", exc)
 
 
 __all__ = ["SharingState", "Connection", "Visitor", "LOCK"]
