@@ -5,6 +5,7 @@ access to servers and the custom role scopes — the scopes the sessions service
 themselves never get ``shares``.
 """
 
+import json
 import os
 
 from visa_hub.hubconfig import configure
@@ -17,3 +18,7 @@ c.JupyterHub.load_roles.append({
     "name": "sharing-test", "services": ["sharing-test"],
     "scopes": ["shares", "read:shares", "read:users:name", "access:servers", *CUSTOM_SCOPES],
 })
+# the tests' knobs for the sessions service's sharing (c.Sharing.*) and its passes
+for name, value in json.loads(os.environ.get("VISA_TEST_SHARING", "{}")).items():
+    setattr(c.Sharing, name, value)
+c.VisaSessions.poll_interval = float(os.environ.get("VISA_TEST_POLL", "2"))

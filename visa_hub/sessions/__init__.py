@@ -28,6 +28,12 @@ SERVICE_SCOPES = [
     "list:users", "read:users", "read:users:activity", "read:servers", "delete:servers", "admin:server_state",
 ]
 
+
+def _sharing_scopes() -> list[str]:
+    from .sharing import SHARING_SCOPES  # granting and revoking shares (see visa_hub.sessions.sharing)
+
+    return SHARING_SCOPES
+
 # environment the service needs from the hub's (JupyterHub passes only a few variables to services)
 _PASSED_PREFIXES = ("VISA_", "SLURM_", "JUPYTERHUB_CRYPT_KEY")
 
@@ -73,7 +79,7 @@ def configure_service(c: Any, data_dir: Path, public_url: str, env: Mapping[str,
     c.JupyterHub.load_roles.append({
         "name": SERVICE_NAME,
         "description": "visa-hub's sessions service: follows instances' lifetimes and stops them",
-        "scopes": SERVICE_SCOPES,
+        "scopes": [*SERVICE_SCOPES, *_sharing_scopes()],
         "services": [SERVICE_NAME],
     })
     # every person may use the service (her own instances; the service decides what else she may see)

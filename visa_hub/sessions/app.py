@@ -29,6 +29,8 @@ from .hubapi import HubAPI
 from .mailer import VisaMailer
 from .scheduler import Scheduler
 from .service import Sessions
+from .sharing import Sharing
+from .sharing_handlers import sharing_routes
 
 PAGES = Path(__file__).parent / "pages"
 
@@ -73,7 +75,7 @@ class SessionsApp(Application):
     description = "visa-hub's sessions service (a JupyterHub managed service)"
     hub_config = Unicode("", config=True, help="The hub's config file, read for the site's settings.")
     aliases = {"hub-config": "SessionsApp.hub_config", "log-level": "Application.log_level"}
-    classes = [VisaSessions, VisaMailer, SlurmLimits, VisaSite]
+    classes = [VisaSessions, VisaMailer, SlurmLimits, VisaSite, Sharing]
 
     @default("log_level")
     def _default_log_level(self) -> int:
@@ -98,10 +100,12 @@ class SessionsApp(Application):
             public_url=settings.public_url, service_prefix=prefix, admin_emails=list(settings.admin_emails),
             parent=self,
         )
+        sharing = Sharing(db=sessions.db, hub=hub, user_office=site.user_office, parent=self)
         pages = jinja2.Environment(loader=jinja2.FileSystemLoader(str(PAGES)), autoescape=True)
         app = web.Application(
-            [*routes(prefix), (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler)],
-            hub_auth=hub_auth, sessions=sessions, admins=AdminCache(hub), page_templates=pages,
+            [*sharing_routes(prefix), *routes(prefix),
+             (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler)],
+            hub_auth=hub_auth, sessions=sessions, sharing=sharing, admins=AdminCache(hub), page_templates=pages,
             service_prefix=prefix, service_name=os.environ.get("JUPYTERHUB_SERVICE_NAME", "visa-sessions"),
             cookie_secret=os.urandom(32), xsrf_cookies=False, log_function=self._log_request,
         )
@@ -122,6 +126,9 @@ class SessionsApp(Application):
         server = app.listen(url.port or 80, url.hostname or "127.0.0.1", xheaders=True)
         scheduler = Scheduler(sessions, settings.poll_interval, self.log)
         scheduler.start()
+        sharing = app.settings["sharing"]
+        sharing_pass = Scheduler(sharing, sharing.interval, self.log)  # support windows, removed members
+        sharing_pass.start()
         self.log.info("visa-sessions on %s (database %s, a pass every %g s)", url.geturl(),
                       settings.database_url().split("@")[-1], settings.poll_interval)
         stop = asyncio.Event()
@@ -130,6 +137,7 @@ class SessionsApp(Application):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         await scheduler.stop()
+        await sharing_pass.stop()
         server.stop()
         sessions.db.close()
 
