@@ -12,9 +12,14 @@ import time
 
 import pytest
 import websocket
+from conftest import missing_peer
 
 from hubtest import UserSession, wait_until
 from lifetime_support import ServiceClient
+from peers import PeerError
+from peers.oidc_realm import DEFAULT_USERS, follow_login, keycloak_realm
+from peers.useroffice_graphql import load_sample_data, user_office
+from peers_rabbitmq import INSTALL_HINT, rabbitmq_bin, rabbitmq_server
 from sharing_support import server_xsrf, sharing_hub, visit, ws_url
 
 pytestmark = pytest.mark.integration
@@ -155,3 +160,74 @@ def test_sharing_support_request_accepted_for_a_window_and_audited(tmp_path):
         ended = audit_rows(admin, action="share-revoked", whom="carl")[0]
         assert ended["actor"] == "visa-sessions" and ended["detail"]["reason"] == "support window ended"
         assert support.get("api/supportable")["instances"][0]["state"] == "ended"
+
+
+# -- a member removed in the User Office loses her share: real Keycloak realm, GraphQL User Office, RabbitMQ ----
+PROPOSALS = "user_office_backend.fanout"
+
+
+@pytest.fixture(scope="module")
+def realm():
+    try:
+        with keycloak_realm(users=DEFAULT_USERS) as realm:
+            yield realm
+    except PeerError as exc:
+        missing_peer(str(exc))
+
+
+@pytest.fixture(scope="module")
+def broker():
+    if rabbitmq_bin() is None:
+        missing_peer(INSTALL_HINT)
+    with rabbitmq_server() as broker:
+        yield broker
+
+
+@pytest.fixture
+def uo():
+    try:
+        with user_office(load_sample_data()) as peer:
+            yield peer
+    except PeerError as exc:
+        missing_peer(str(exc))
+
+
+def test_sharing_member_removed_by_user_office_event_loses_her_share(tmp_path, realm, broker, uo):
+    passwords = {u.username: u.password for u in DEFAULT_USERS}
+    env = {"VISA_AUTHENTICATOR": "visa-keycloak", "VISA_KEYCLOAK_REALM_URL": realm.issuer,
+           "VISA_KEYCLOAK_CLIENT_ID": realm.client_id, "VISA_KEYCLOAK_CLIENT_SECRET": realm.client_secret,
+           "VISA_USER_OFFICE_URL": uo.url, "VISA_USER_OFFICE_TOKEN": uo.token,
+           "VISA_USER_OFFICE_AMQP_URL": broker.url, "VISA_TEST_SHARING": json.dumps({"interval": 1})}
+    with sharing_hub(tmp_path / "data", **env) as (hub, _sharer):
+        people = {}
+        for name in ("alice", "bob"):
+            people[name] = UserSession(hub, name)
+            page = follow_login(people[name].http, f"{hub.url}/hub/oauth_login?next=/hub/home", name,
+                                passwords[name])
+            assert page.status_code == 200, page.text[:500]
+        alice, bob = people["alice"], people["bob"]
+        response = alice.submit_spawn_form(experiment="587412", flavour="small")
+        assert response.status_code == 200, response.text[:1000]
+        alice.wait_ready()
+        assert alice.lab().status_code == 200
+        shared = alice.http.post(SHARING + "members", json={"user": "bob", "role": "collaborator"},
+                                 headers=server_xsrf(alice, "alice"))
+        assert shared.status_code == 200, shared.text
+        assert visit(bob, BASE + "lab").status_code == 200
+        wait_until(lambda: hub.log_text().count("Listening to User Office events") >= 2, 30,
+                   "the sessions service to listen to User Office events")
+
+        uo.remove_member(101, 2)
+        broker.publish(PROPOSALS, "PROPOSAL_UPDATED", {
+            "proposalPk": 101, "shortCode": "587412", "title": "Self-assembly of peptide amphiphiles under shear",
+            "callId": 1, "newStatus": "SCHEDULING", "instruments": [{"id": 1, "shortCode": "LOKI", "allocatedTime": 3}],
+            "proposer": {"id": 1, "firstName": "Alice", "lastName": "Smith", "email": "alice.smith@example.org"},
+            "members": [],
+        })
+        removed = time.monotonic()
+        wait_until(lambda: not [m for m in alice.http.get(SHARING + "members").json()["members"]
+                                if m["user"] == "bob"], 10, "bob's share to be removed")
+        wait_until(lambda: bob.http.get(BASE + "api/contents").status_code == 403,
+                   10 - (time.monotonic() - removed), "bob to lose access")
+        print(f"User Office event → share gone: {time.monotonic() - removed:.1f} s")
+        assert "no longer a member of 587412" in hub.log_text()
