@@ -64,8 +64,29 @@ def type_in_first_cell(page, text: str) -> None:
     page.keyboard.type(text)
 
 
+def open_session_panel(page, hub) -> None:
+    page.goto(f"{hub.url}/user/alice/lab?visa-open=session")
+    page.wait_for_selector(".visa-sharing .visa-sharing-share", timeout=60_000)
+
+
+def share_from_panel(page, user: str, role: str) -> str:
+    """Alice shares in the Session panel as a person would; the panel's message afterwards."""
+    form = page.locator(".visa-sharing-share")
+    form.locator("input[name=user]").fill(user)
+    form.locator("select[name=role]").select_option(role)
+    form.locator("button[type=submit]").click()
+    message = page.locator(".visa-sharing-message")
+    message.wait_for()
+    page.wait_for_function("() => document.querySelector('.visa-sharing-message').textContent.trim() !== ''")
+    text = message.inner_text()
+    page.evaluate("() => { document.querySelector('.visa-sharing-message').textContent = ''; }")
+    return text
+
+
 def test_sharing_collaborator_edits_with_owner_in_real_time_then_loses_access(browser, tmp_path):
-    with sharing_hub(tmp_path / "data") as (hub, sharer):
+    with sharing_hub(tmp_path / "data") as (hub, _sharer):
+        olga = login(browser, hub, "olga")  # has an account, is not in the experiment
+        olga.context.close()
         alice = login(browser, hub, "alice")
         start_instance(alice, hub)
         notebook = {"type": "notebook", "content": {
@@ -74,19 +95,35 @@ def test_sharing_collaborator_edits_with_owner_in_real_time_then_loses_access(br
             "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
             "nbformat": 4, "nbformat_minor": 5}}
         assert server_request(alice, hub, "PUT", f"api/contents/{NOTEBOOK}", notebook).status == 201
-        alice.goto(f"{hub.url}/user/alice/lab/tree/{NOTEBOOK}")
-        alice.wait_for_selector(".jp-NotebookPanel .jp-Cell .cm-content", timeout=60_000)
-
         bob = login(browser, hub, "bob")
+
+        # alice shares from the Session panel: someone outside the experiment is refused, and told why
+        open_session_panel(alice, hub)
+        refused = share_from_panel(alice, "olga", "collaborator")
+        assert "not a member of experiment LOKI-2026-042" in refused, refused
         shared_at = time.monotonic()
-        sharer.grant("alice", "bob", "collaborator")
-        bob.goto(f"{hub.url}/user/alice/lab/tree/{NOTEBOOK}")
+        assert share_from_panel(alice, "bob", "collaborator") == "Shared with bob as collaborator."
+        alice.wait_for_selector(".visa-sharing-members li[data-user=bob][data-role=collaborator]")
+        save_screenshot(alice, "sharing-session-panel")
+
+        # bob finds it on his home page and opens alice's Lab from there
+        bob.goto(f"{hub.url}/hub/home")
+        bob.wait_for_selector("#visa-shared-with-me .visa-shared[data-owner=alice] .visa-shared-open",
+                              timeout=20_000)
+        assert "you are collaborator" in bob.locator("#visa-shared-with-me").inner_text()
+        save_screenshot(bob, "sharing-shared-with-me")
+        bob.click("#visa-shared-with-me .visa-shared[data-owner=alice] .visa-shared-open")
         authorize_if_asked(bob)
-        bob.wait_for_selector(".jp-NotebookPanel .jp-Cell .cm-content", timeout=60_000)
+        bob.wait_for_selector("#visa-sharing-banner", timeout=60_000)
         lab_loaded = time.monotonic() - shared_at
+        assert "alice's session (LOKI-2026-042) as collaborator" in bob.locator("#visa-sharing-banner").inner_text()
         print(f"share → collaborator's Lab loaded: {lab_loaded:.1f} s")
 
-        # each sees the other's edit within 2 s (jupyter-collaboration)
+        # both open the notebook; each sees the other's edit within 2 s (jupyter-collaboration)
+        alice.goto(f"{hub.url}/user/alice/lab/tree/{NOTEBOOK}")
+        alice.wait_for_selector(".jp-NotebookPanel .jp-Cell .cm-content", timeout=60_000)
+        bob.goto(f"{hub.url}/user/alice/lab/tree/{NOTEBOOK}")
+        bob.wait_for_selector(".jp-NotebookPanel .jp-Cell .cm-content", timeout=60_000)
         type_in_first_cell(alice, "  # alice was here")
         started = time.monotonic()
         bob.wait_for_function("() => document.querySelector('.jp-NotebookPanel .jp-Cell .cm-content')"
@@ -106,8 +143,13 @@ def test_sharing_collaborator_edits_with_owner_in_real_time_then_loses_access(br
         assert bob.locator("#jp-main-dock-panel .lm-TabBar-tab", has_text="Desktop (view only)").count() == 0
         save_screenshot(bob, "sharing-collaborator-desktop")
 
+        # the Session panel shows who is connected now; alice revokes there
+        open_session_panel(alice, hub)
+        alice.wait_for_selector(".visa-sharing-connected li[data-user=bob][data-role=collaborator]",
+                                timeout=20_000)
+        assert "since" in alice.locator(".visa-sharing-connected li[data-user=bob]").inner_text()
         revoked = time.monotonic()
-        sharer.revoke("alice", "bob")
+        alice.click(".visa-sharing-members li[data-user=bob] .visa-sharing-revoke")
         bob.wait_for_selector(f"{DESKTOP}:not([data-state=connected])", timeout=10_000)
         desktop_gone = time.monotonic() - revoked
         wait_until(lambda: server_request(bob, hub, "GET", "api/contents").status == 403,

@@ -131,7 +131,8 @@ class Sharing(LoggingConfigurable):
         session = (spawner.get("state") or {}).get("visa_session") or {}
         experiment = session.get("experiment") or {}
         return {"experiment": experiment.get("code", ""), "title": experiment.get("title", ""),
-                "local_contact": experiment.get("local_contact"), "url": spawner.get("url", "")}
+                "local_contact": experiment.get("local_contact"), "url": spawner.get("url", ""),
+                "full_url": spawner.get("full_url")}
 
     # ------------------------------------------------------------------ the hub's shares
     async def hub_shares(self, owner: str, server: str) -> dict[str, str]:

@@ -170,7 +170,7 @@ class SharedWithMeHandler(SharingHandler):
                 running = True
             except SharingError:
                 facts, running = {"experiment": record.experiment, "title": ""}, False
-            base = f"{self.sessions.public_url}/user/{quote(record.owner, safe='')}/" + \
+            base = facts.get("full_url") or f"{self.sessions.public_url}/user/{quote(record.owner, safe='')}/" + \
                 (f"{quote(record.server_name, safe='')}/" if record.server_name else "")
             out.append({**record.to_dict(), "role_title": ROLE_TITLES.get(record.role, record.role),
                         "title": facts.get("title", ""), "running": running,
