@@ -11,17 +11,26 @@ from urllib.parse import urljoin
 
 import httpx
 
-from hubtest import HubProcess, UserSession
+from hubtest import HubProcess, UserSession, free_port
 from visa_hub.sharing.roles import share_scopes
 
 SHARING_CONFIG = Path(__file__).with_name("sharing_hub_config.py")
 
 
 @contextlib.contextmanager
-def sharing_hub(data_dir: Path, **env: str) -> Iterator[tuple[HubProcess, Sharer]]:
-    """A real hub (visa-hub's config + a share-granting test service); stopped with its instances afterwards."""
+def sharing_hub(data_dir: Path, subdomains: bool = False, **env: str) -> Iterator[tuple[HubProcess, Sharer]]:
+    """A real hub (visa-hub's config + a share-granting test service); stopped with its instances afterwards.
+
+    ``subdomains``: per-user origins (``JupyterHub.subdomain_host`` = ``http://localhost:<port>``; alice's
+    instance is then at ``http://alice.localhost:<port>``, which Chromium resolves to this machine).
+    """
     token = secrets.token_hex(16)
-    hub = HubProcess(data_dir, config_file=SHARING_CONFIG, extra_env={"VISA_TEST_SHARING_TOKEN": token, **env})
+    port = free_port()
+    if subdomains:
+        env = {"VISA_SUBDOMAIN_HOST": f"http://localhost:{port}", "VISA_PUBLIC_URL": f"http://localhost:{port}",
+               **env}
+    hub = HubProcess(data_dir, config_file=SHARING_CONFIG, port=port,
+                     extra_env={"VISA_TEST_SHARING_TOKEN": token, **env})
     try:
         hub.start()
         sharer = Sharer(hub, token)

@@ -198,6 +198,15 @@ def _configure_sharing(c: Any, env: Mapping[str, str]) -> None:
                                                       token_scopes else [])]
     if env.get("VISA_SUBDOMAIN_HOST"):
         c.JupyterHub.subdomain_host = env["VISA_SUBDOMAIN_HOST"].rstrip("/")
+        c.JupyterHub.subdomain_hook = users_on_subdomains
+
+
+def users_on_subdomains(name: str, domain: str, kind: str) -> str:
+    """``JupyterHub.subdomain_hook``: each person's instances on her own origin, visa-hub's services on the hub's
+    (its pages read them, e.g. the home page's "Shared with me"; they are the hub's own code)."""
+    from jupyterhub.utils import subdomain_hook_idna
+
+    return domain if kind == "service" else subdomain_hook_idna(name, domain, kind)
 
 
 def _configure_production_identity(c: Any, env: Mapping[str, str]) -> None:

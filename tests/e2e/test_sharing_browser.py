@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from dataclasses import dataclass
 
 import pytest
 from screenshots import save_screenshot
@@ -22,11 +23,25 @@ NOTEBOOK = "shared.ipynb"
 DESKTOP = ".visa-desktop"
 
 
-def login(browser, hub, name: str):
+@dataclass
+class Urls:
+    """Where the browser finds the hub and alice's instance (her own origin when subdomains are on)."""
+
+    hub: str
+    alice: str  # ends with /user/alice
+
+    @classmethod
+    def of(cls, hub, subdomains: bool) -> Urls:
+        if not subdomains:
+            return cls(hub.url, f"{hub.url}/user/alice")
+        return cls(f"http://localhost:{hub.port}", f"http://alice.localhost:{hub.port}/user/alice")
+
+
+def login(browser, urls: Urls, name: str):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(30_000)
-    page.goto(f"{hub.url}/hub/login")
+    page.goto(f"{urls.hub}/hub/login")
     page.fill("#username_input", name)
     page.fill("#password_input", "visa-demo")
     page.click("#login_submit")
@@ -34,11 +49,12 @@ def login(browser, hub, name: str):
     return page
 
 
-def start_instance(page, hub) -> None:
-    page.goto(f"{hub.url}/hub/spawn")
+def start_instance(page, urls: Urls) -> None:
+    page.goto(f"{urls.hub}/hub/spawn")
     page.wait_for_selector("#visa-spawn-form")
     page.click("#spawn_form button[type=submit], #spawn_form input[type=submit]")
     page.wait_for_url(re.compile(r".*/user/alice/lab.*"), timeout=90_000)
+    assert page.url.startswith(urls.alice), page.url  # her own origin when subdomains are on
     page.wait_for_selector(".jp-Launcher", timeout=60_000)
 
 
@@ -49,12 +65,16 @@ def authorize_if_asked(page) -> None:
         page.click("form button[type=submit]")
 
 
-def server_request(page, hub, method: str, path: str, body: dict | None = None):
-    """A request to alice's server with this browser's cookies and the server's XSRF token, as Lab makes them."""
-    xsrf = next((c["value"] for c in page.context.cookies() if c["name"] == "_xsrf" and
-                 c["path"].startswith("/user/alice")), "")
-    return page.request.fetch(f"{hub.url}/user/alice/{path}", method=method, headers={"X-XSRFToken": xsrf},
-                              data=json.dumps(body) if body is not None else None)
+def server_request(page, urls: Urls, method: str, path: str, body: dict | None = None) -> int:
+    """The status of a request to alice's server made by the page itself (on her server's origin), with the
+    server's XSRF token, as Lab makes them."""
+    assert page.url.startswith(urls.alice), page.url
+    return page.evaluate("""async ([url, method, body]) => {
+        const xsrf = (document.cookie.match(/(?:^|; )_xsrf=([^;]*)/) || [])[1] || '';
+        const response = await fetch(url, {method, body, credentials: 'same-origin',
+                                           headers: {'X-XSRFToken': decodeURIComponent(xsrf)}});
+        return response.status;
+    }""", [f"{urls.alice}/{path}", method, json.dumps(body) if body is not None else None])
 
 
 def type_in_first_cell(page, text: str) -> None:
@@ -64,8 +84,8 @@ def type_in_first_cell(page, text: str) -> None:
     page.keyboard.type(text)
 
 
-def open_session_panel(page, hub) -> None:
-    page.goto(f"{hub.url}/user/alice/lab?visa-open=session")
+def open_session_panel(page, urls: Urls) -> None:
+    page.goto(f"{urls.alice}/lab?visa-open=session")
     page.wait_for_selector(".visa-sharing .visa-sharing-share", timeout=60_000)
 
 
@@ -83,22 +103,24 @@ def share_from_panel(page, user: str, role: str) -> str:
     return text
 
 
-def test_sharing_collaborator_edits_with_owner_in_real_time_then_loses_access(browser, tmp_path):
-    with sharing_hub(tmp_path / "data") as (hub, _sharer):
-        olga = login(browser, hub, "olga")  # has an account, is not in the experiment
+@pytest.mark.parametrize("subdomains", [False, True], ids=["one-origin", "subdomains"])
+def test_sharing_collaborator_edits_with_owner_in_real_time_then_loses_access(browser, tmp_path, subdomains):
+    with sharing_hub(tmp_path / "data", subdomains=subdomains) as (hub, _sharer):
+        urls = Urls.of(hub, subdomains)
+        olga = login(browser, urls, "olga")  # has an account, is not in the experiment
         olga.context.close()
-        alice = login(browser, hub, "alice")
-        start_instance(alice, hub)
+        alice = login(browser, urls, "alice")
+        start_instance(alice, urls)
         notebook = {"type": "notebook", "content": {
             "cells": [{"cell_type": "code", "source": "x = 1", "metadata": {}, "outputs": [],
                        "execution_count": None}],
             "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
             "nbformat": 4, "nbformat_minor": 5}}
-        assert server_request(alice, hub, "PUT", f"api/contents/{NOTEBOOK}", notebook).status == 201
-        bob = login(browser, hub, "bob")
+        assert server_request(alice, urls, "PUT", f"api/contents/{NOTEBOOK}", notebook) == 201
+        bob = login(browser, urls, "bob")
 
         # alice shares from the Session panel: someone outside the experiment is refused, and told why
-        open_session_panel(alice, hub)
+        open_session_panel(alice, urls)
         refused = share_from_panel(alice, "olga", "collaborator")
         assert "not a member of experiment LOKI-2026-042" in refused, refused
         shared_at = time.monotonic()
@@ -107,7 +129,7 @@ def test_sharing_collaborator_edits_with_owner_in_real_time_then_loses_access(br
         save_screenshot(alice, "sharing-session-panel")
 
         # bob finds it on his home page and opens alice's Lab from there
-        bob.goto(f"{hub.url}/hub/home")
+        bob.goto(f"{urls.hub}/hub/home")
         bob.wait_for_selector("#visa-shared-with-me .visa-shared[data-owner=alice] .visa-shared-open",
                               timeout=20_000)
         assert "you are collaborator" in bob.locator("#visa-shared-with-me").inner_text()
@@ -120,9 +142,9 @@ def test_sharing_collaborator_edits_with_owner_in_real_time_then_loses_access(br
         print(f"share → collaborator's Lab loaded: {lab_loaded:.1f} s")
 
         # both open the notebook; each sees the other's edit within 2 s (jupyter-collaboration)
-        alice.goto(f"{hub.url}/user/alice/lab/tree/{NOTEBOOK}")
+        alice.goto(f"{urls.alice}/lab/tree/{NOTEBOOK}")
         alice.wait_for_selector(".jp-NotebookPanel .jp-Cell .cm-content", timeout=60_000)
-        bob.goto(f"{hub.url}/user/alice/lab/tree/{NOTEBOOK}")
+        bob.goto(f"{urls.alice}/lab/tree/{NOTEBOOK}")
         bob.wait_for_selector(".jp-NotebookPanel .jp-Cell .cm-content", timeout=60_000)
         type_in_first_cell(alice, "  # alice was here")
         started = time.monotonic()
@@ -138,13 +160,13 @@ def test_sharing_collaborator_edits_with_owner_in_real_time_then_loses_access(br
         save_screenshot(bob, "sharing-collaborator-notebook")
 
         # bob also has alice's desktop, with keyboard and mouse (she is here)
-        bob.goto(f"{hub.url}/user/alice/lab?visa-open=desktop")
+        bob.goto(f"{urls.alice}/lab?visa-open=desktop")
         bob.wait_for_selector(f"{DESKTOP}[data-state=connected]", timeout=60_000)
         assert bob.locator("#jp-main-dock-panel .lm-TabBar-tab", has_text="Desktop (view only)").count() == 0
         save_screenshot(bob, "sharing-collaborator-desktop")
 
         # the Session panel shows who is connected now; alice revokes there
-        open_session_panel(alice, hub)
+        open_session_panel(alice, urls)
         alice.wait_for_selector(".visa-sharing-connected li[data-user=bob][data-role=collaborator]",
                                 timeout=20_000)
         assert "since" in alice.locator(".visa-sharing-connected li[data-user=bob]").inner_text()
@@ -152,23 +174,25 @@ def test_sharing_collaborator_edits_with_owner_in_real_time_then_loses_access(br
         alice.click(".visa-sharing-members li[data-user=bob] .visa-sharing-revoke")
         bob.wait_for_selector(f"{DESKTOP}:not([data-state=connected])", timeout=10_000)
         desktop_gone = time.monotonic() - revoked
-        wait_until(lambda: server_request(bob, hub, "GET", "api/contents").status == 403,
+        wait_until(lambda: server_request(bob, urls, "GET", "api/contents") == 403,
                    10 - (time.monotonic() - revoked), "bob's next request to be refused")
         requests_gone = time.monotonic() - revoked
         print(f"revoke → access gone: desktop {desktop_gone:.1f} s, next request 403 after {requests_gone:.1f} s")
         assert requests_gone < 10
-        assert server_request(alice, hub, "GET", "api/contents").status == 200
+        assert server_request(alice, urls, "GET", "api/contents") == 200
         alice.context.close()
         bob.context.close()
 
 
-def test_sharing_owner_away_locks_the_collaborators_desktop_until_she_returns(browser, tmp_path):
-    with sharing_hub(tmp_path / "data") as (hub, sharer):
-        alice = login(browser, hub, "alice")
-        start_instance(alice, hub)
-        bob = login(browser, hub, "bob")
+@pytest.mark.parametrize("subdomains", [False, True], ids=["one-origin", "subdomains"])
+def test_sharing_owner_away_locks_the_collaborators_desktop_until_she_returns(browser, tmp_path, subdomains):
+    with sharing_hub(tmp_path / "data", subdomains=subdomains) as (hub, sharer):
+        urls = Urls.of(hub, subdomains)
+        alice = login(browser, urls, "alice")
+        start_instance(alice, urls)
+        bob = login(browser, urls, "bob")
         sharer.grant("alice", "bob", "collaborator")
-        bob.goto(f"{hub.url}/user/alice/lab?visa-open=desktop")
+        bob.goto(f"{urls.alice}/lab?visa-open=desktop")
         authorize_if_asked(bob)
         bob.wait_for_selector(f"{DESKTOP}[data-state=connected]", timeout=60_000)
         assert bob.locator("#jp-main-dock-panel .lm-TabBar-tab", has_text="Desktop (view only)").count() == 0
@@ -180,7 +204,7 @@ def test_sharing_owner_away_locks_the_collaborators_desktop_until_she_returns(br
         save_screenshot(bob, "sharing-locked-desktop")
 
         alice = alice.context.new_page()
-        alice.goto(f"{hub.url}/user/alice/lab")
+        alice.goto(f"{urls.alice}/lab")
         alice.wait_for_selector("#jp-main-dock-panel", timeout=60_000)
         bob.locator("#jp-main-dock-panel .lm-TabBar-tabLabel", has_text=re.compile(r"^Desktop$")).wait_for(
             timeout=20_000)
@@ -189,23 +213,25 @@ def test_sharing_owner_away_locks_the_collaborators_desktop_until_she_returns(br
         bob.context.close()
 
 
-def test_sharing_guest_watches_the_desktop_page_and_nothing_else(browser, tmp_path):
-    with sharing_hub(tmp_path / "data") as (hub, sharer):
-        alice = login(browser, hub, "alice")
-        start_instance(alice, hub)
-        alice.goto(f"{hub.url}/user/alice/lab?visa-open=desktop")
+@pytest.mark.parametrize("subdomains", [False, True], ids=["one-origin", "subdomains"])
+def test_sharing_guest_watches_the_desktop_page_and_nothing_else(browser, tmp_path, subdomains):
+    with sharing_hub(tmp_path / "data", subdomains=subdomains) as (hub, sharer):
+        urls = Urls.of(hub, subdomains)
+        alice = login(browser, urls, "alice")
+        start_instance(alice, urls)
+        alice.goto(f"{urls.alice}/lab?visa-open=desktop")
         alice.wait_for_selector(f"{DESKTOP}[data-state=connected]", timeout=60_000)
-        carl = login(browser, hub, "carl")
+        carl = login(browser, urls, "carl")
         sharer.grant("alice", "carl", "guest")
-        carl.goto(f"{hub.url}/user/alice/visa/desktop-view")
+        carl.goto(f"{urls.alice}/visa/desktop-view")
         authorize_if_asked(carl)
         carl.wait_for_selector("body[data-state=connected]", timeout=60_000)
         assert "View only" in carl.locator("header").inner_text()
         assert "alice" in carl.locator("h1").inner_text() and "LOKI-2026-042" in carl.locator("h1").inner_text()
         save_screenshot(carl, "sharing-guest-desktop")
-        lab = carl.goto(f"{hub.url}/user/alice/lab")
+        lab = carl.goto(f"{urls.alice}/lab")
         assert lab.status == 403 and "Guests watch the desktop only" in carl.content()
-        carl.goto(f"{hub.url}/user/alice/visa/desktop-view")
+        carl.goto(f"{urls.alice}/visa/desktop-view")
         carl.wait_for_selector("body[data-state=connected]", timeout=60_000)
         # alice copies something on her desktop: the guest's page receives no clipboard
         alice.evaluate("""() => {
