@@ -35,6 +35,8 @@ DOCUMENTED = [
     ("visa_hub.sessions.mailer:VisaMailer", ["visa_hub.sessions.mailer:VisaMailer"]),
     ("visa_hub.sessions.backends:SlurmLimits", ["visa_hub.sessions.backends:SlurmLimits"]),
     ("visa_hub.singleuser.activity:VisaActivity", ["visa_hub.singleuser.activity:VisaActivity"]),
+    ("visa_hub.sessions.sharing:Sharing", ["visa_hub.sessions.sharing:Sharing"]),
+    ("visa_hub.singleuser.sharing.config:VisaSharing", ["visa_hub.singleuser.sharing.config:VisaSharing"]),
 ]
 
 
