@@ -242,3 +242,42 @@ def test_sharing_guest_watches_the_desktop_page_and_nothing_else(browser, tmp_pa
         assert carl.evaluate("() => document.body.dataset.clipboardEvents || '0'") == "0"
         alice.context.close()
         carl.context.close()
+
+
+def test_sharing_support_staff_ask_owner_accepts_in_her_panel(browser, tmp_path):
+    with sharing_hub(tmp_path / "data", VISA_TEST_SHARING=json.dumps({"interval": 1})) as (hub, _sharer):
+        urls = Urls.of(hub, subdomains=False)
+        alice = login(browser, urls, "alice")
+        start_instance(alice, urls)
+        carl = login(browser, urls, "carl")  # staff, local contact of LOKI-2026-042
+
+        carl.goto(f"{urls.hub}/services/visa-sessions/support")
+        authorize_if_asked(carl)
+        row = carl.locator("#supportable tr[data-owner=alice]")
+        row.wait_for(timeout=30_000)
+        carl.once("dialog", lambda dialog: dialog.accept("Your reduction of run 4242 fails: let me look"))
+        row.locator(".visa-support-request").click()
+        carl.wait_for_selector("#supportable tr[data-owner=alice][data-state=pending]", timeout=10_000)
+        assert "waiting for the owner" in row.inner_text()
+        lab = carl.goto(f"{urls.alice}/lab")
+        assert lab.status == 403 or "/oauth2/authorize" in carl.url  # nothing before her answer
+        save_screenshot(alice, "sharing-support-request-before")
+
+        open_session_panel(alice, urls)
+        request = alice.locator(".visa-sharing-requests li[data-requester=carl]")
+        request.wait_for(timeout=20_000)
+        assert "run 4242" in request.inner_text()
+        save_screenshot(alice, "sharing-support-request")
+        request.locator("button[data-decision=support]").click()
+        alice.wait_for_selector(".visa-sharing-members li[data-user=carl][data-role=support]", timeout=10_000)
+        assert "until" in alice.locator(".visa-sharing-members li[data-user=carl]").inner_text()
+
+        carl.goto(f"{urls.hub}/services/visa-sessions/support")
+        open_link = carl.locator("#supportable tr[data-owner=alice][data-state=accepted-as-support] .visa-support-open")
+        open_link.wait_for(timeout=20_000)
+        open_link.click()
+        authorize_if_asked(carl)
+        carl.wait_for_selector("#visa-sharing-banner", timeout=60_000)
+        assert "as support" in carl.locator("#visa-sharing-banner").inner_text()
+        alice.context.close()
+        carl.context.close()
