@@ -27,8 +27,7 @@ def sharing_hub(data_dir: Path, subdomains: bool = False, **env: str) -> Iterato
     token = secrets.token_hex(16)
     port = free_port()
     if subdomains:
-        env = {"VISA_SUBDOMAIN_HOST": f"http://localhost:{port}", "VISA_PUBLIC_URL": f"http://localhost:{port}",
-               **env}
+        env = {"VISA_SUBDOMAIN_HOST": f"http://localhost:{port}", **env}
     hub = HubProcess(data_dir, config_file=SHARING_CONFIG, port=port,
                      extra_env={"VISA_TEST_SHARING_TOKEN": token, **env})
     try:

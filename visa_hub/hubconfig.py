@@ -39,7 +39,8 @@ Environment variables (all optional; the defaults give the demo on http://127.0.
                             (a ``clouds.yaml``; the OpenStack simulator writes one, see README)
 ``VISA_SLURM_SYNC_INTERVAL`` seconds between two ``visa-hub slurm-sync`` runs, started by the hub as a managed service
                             (Slurm accounts per experiment; see docs/slurm.md). Unset: not started
-``VISA_PUBLIC_URL``         the hub's URL as people and instances reach it (links in e-mail; default: bind URL)
+``VISA_PUBLIC_URL``         the hub's URL as people and instances reach it (links in e-mail; default:
+                            ``VISA_SUBDOMAIN_HOST``, else the bind URL)
 ``VISA_SESSIONS_PORT``      port of the sessions service (lifetimes, extensions; default: a free port)
 ``VISA_SESSIONS_DB_URL``    its database (default: the hub's if that is PostgreSQL, else SQLite in the data dir)
 ``VISA_SUBDOMAIN_HOST``     per-user origins (``JupyterHub.subdomain_host``), e.g. ``https://visa.ess.eu`` serves
@@ -181,7 +182,8 @@ def _configure_sessions(c: Any, data_dir: Path, env: Mapping[str, str]) -> None:
     """The sessions service (lifetimes, extension requests): a managed service with its own role."""
     from .sessions import configure_service
 
-    public_url = (env.get("VISA_PUBLIC_URL") or c.JupyterHub.bind_url).rstrip("/")
+    # with per-user origins the hub (and its services) are reached at the subdomain host
+    public_url = (env.get("VISA_PUBLIC_URL") or env.get("VISA_SUBDOMAIN_HOST") or c.JupyterHub.bind_url).rstrip("/")
     configure_service(c, data_dir, public_url, env)
 
 
