@@ -53,6 +53,20 @@ function connectionText(person: IConnected): string {
   return what.join(', ');
 }
 
+/** `Also on the desktop: bob (control), gus (watching)`; empty when nobody else is there. */
+export function watchersText(people: IConnected[], me: string): string {
+  const others = people
+    .filter(person => person.name !== me)
+    .filter(person =>
+      person.connections.some(kind => kind === 'desktop' || kind === 'desktop-view')
+    )
+    .map(
+      person =>
+        `${person.name} (${person.connections.includes('desktop') ? 'control' : 'watching'})`
+    );
+  return others.length ? `Also on the desktop: ${others.join(', ')}` : '';
+}
+
 /**
  * The sharing part of the Session panel: who is connected now (name, role, since when), and for the owner
  * "Share with…" (experiment members offered as she types), members with Revoke, support requests with

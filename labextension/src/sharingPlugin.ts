@@ -4,12 +4,42 @@ import {
 } from '@jupyterlab/application';
 
 import { SessionPanel } from './panel';
-import { SharingBanner, SharingSection } from './sharing';
-import { fetchMe, ISharingMe } from './sharingApi';
+import { SharingBanner, SharingSection, watchersText } from './sharing';
+import { fetchMe, fetchPresence, ISharingMe } from './sharingApi';
 
 const PLUGIN_ID = '@visa-hub/labextension:sharing';
 /** How often a visitor's banner asks again (the owner may leave, the share may change). */
 const BANNER_REFRESH_MS = 5000;
+/** How often an open Desktop tab shows again who else is on the desktop. */
+const WATCHERS_REFRESH_MS = 4000;
+
+/** Each Desktop tab says who else is on the desktop (with control or watching). */
+function showDesktopWatchers(me: ISharingMe): void {
+  window.setInterval(async () => {
+    const tabs = document.querySelectorAll<HTMLElement>('.visa-desktop-tab');
+    if (tabs.length === 0 || !me.access.lab) {
+      return;
+    }
+    let text: string;
+    try {
+      const presence = await fetchPresence();
+      text = presence ? watchersText(presence.connected, me.user) : '';
+    } catch {
+      return;
+    }
+    tabs.forEach(tab => {
+      let badge = tab.querySelector<HTMLElement>('.visa-desktop-watchers');
+      if (!badge) {
+        badge = document.createElement('div');
+        badge.className = 'visa-desktop-watchers';
+        badge.setAttribute('role', 'status');
+        tab.append(badge);
+      }
+      badge.textContent = text;
+      badge.hidden = text === '';
+    });
+  }, WATCHERS_REFRESH_MS);
+}
 
 async function activate(app: JupyterFrontEnd): Promise<void> {
   let me: ISharingMe | null;
@@ -27,6 +57,7 @@ async function activate(app: JupyterFrontEnd): Promise<void> {
     section = section ?? new SharingSection(me as ISharingMe);
     return section.node;
   });
+  showDesktopWatchers(me);
   if (me.role === 'owner') {
     return;
   }

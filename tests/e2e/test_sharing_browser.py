@@ -164,6 +164,11 @@ def test_sharing_collaborator_edits_with_owner_in_real_time_then_loses_access(br
         bob.wait_for_selector(f"{DESKTOP}[data-state=connected]", timeout=60_000)
         assert bob.locator("#jp-main-dock-panel .lm-TabBar-tab", has_text="Desktop (view only)").count() == 0
         save_screenshot(bob, "sharing-collaborator-desktop")
+        # alice's Desktop tab says who else is on her desktop
+        alice.goto(f"{urls.alice}/lab?visa-open=desktop")
+        alice.wait_for_selector(f"{DESKTOP}[data-state=connected]", timeout=60_000)
+        alice.wait_for_selector(".visa-desktop-watchers:has-text('Also on the desktop: bob (control)')",
+                                timeout=15_000)
 
         # the Session panel shows who is connected now; alice revokes there
         open_session_panel(alice, urls)

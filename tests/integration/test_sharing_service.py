@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import websocket
@@ -20,7 +21,7 @@ from peers import PeerError
 from peers.oidc_realm import DEFAULT_USERS, follow_login, keycloak_realm
 from peers.useroffice_graphql import load_sample_data, user_office
 from peers_rabbitmq import INSTALL_HINT, rabbitmq_bin, rabbitmq_server
-from sharing_support import server_xsrf, sharing_hub, visit, ws_url
+from sharing_support import confirm_oauth, server_xsrf, sharing_hub, visit, ws_url
 
 pytestmark = pytest.mark.integration
 
@@ -231,3 +232,47 @@ def test_sharing_member_removed_by_user_office_event_loses_her_share(tmp_path, r
                    10 - (time.monotonic() - removed), "bob to lose access")
         print(f"User Office event → share gone: {time.monotonic() - removed:.1f} s")
         assert "no longer a member of 587412" in hub.log_text()
+
+
+def test_sharing_unrestricted_access_lets_support_in_while_the_owner_is_away(tmp_path):
+    with sharing_hub(tmp_path / "data", VISA_TEST_SHARING=json.dumps({"interval": 1})) as (hub, _sharer):
+        olga = login(hub, "olga")
+        alice = alice_with_instance(hub)
+        carl = login(hub, "carl")
+        settings = alice.http.put(SHARING + "settings", json={"unrestricted": True},
+                                  headers=server_xsrf(alice, "alice"))
+        assert settings.status_code == 200 and settings.json()["unrestricted"]
+        support = ServiceClient(carl)
+        # alice has no tab open: with unrestricted access, carl's request is accepted without her, and audited
+        request = support.post("api/instances/alice//support-requests", {"comment": "night shift check"})
+        assert request["status"] == "accepted-as-support"
+        assert visit(carl, BASE + "lab").status_code == 200
+        me = carl.http.get(SHARING + "me").json()
+        assert (me["role"], me["access"]["lab_write"]) == ("support", True)  # not locked: unrestricted
+        admin = ServiceClient(olga)
+        accepted = audit_rows(admin, action="support-accepted-as-support")[0]
+        assert accepted["actor"] == "visa-sessions"
+        assert accepted["detail"]["reason"] == "unrestricted access while the owner is away"
+        assert audit_rows(admin, action="sharing-settings")[0]["detail"]["unrestricted"] is True
+        # share codes are off unless the site enables them
+        refused = alice.http.post(SHARING + "codes", json={}, headers=server_xsrf(alice, "alice"))
+        assert refused.status_code == 403 and "not enabled" in refused.json()["message"]
+
+
+def test_sharing_guest_by_share_code_where_the_site_enables_them(tmp_path):
+    with sharing_hub(tmp_path / "data", VISA_TEST_SHARING=json.dumps({"share_codes": True})) as (hub, _sharer):
+        alice = alice_with_instance(hub)
+        bob = login(hub, "bob")
+        made = alice.http.post(SHARING + "codes", json={}, headers=server_xsrf(alice, "alice"))
+        assert made.status_code == 200, made.text
+        accept_url = made.json()["accept_url"]
+        page = bob.http.get(accept_url)
+        assert page.status_code == 200 and "alice" in page.text
+        form = {"_xsrf": bob.http.cookies.get("_xsrf", path="/hub/"),
+                "code": parse_qs(urlsplit(accept_url).query)["code"][0]}
+        landed = confirm_oauth(bob, bob.http.post(urlsplit(accept_url).path + "?" + urlsplit(accept_url).query,
+                                                  data=form))
+        assert landed.url.path == BASE + "visa/desktop-view" and "View only" in landed.text, landed.url
+        assert bob.http.get(SHARING + "me").json()["role"] == "guest"
+        assert bob.http.get(BASE + "lab").status_code == 403
+

@@ -100,7 +100,8 @@ class SessionsApp(Application):
             public_url=settings.public_url, service_prefix=prefix, admin_emails=list(settings.admin_emails),
             parent=self,
         )
-        sharing = Sharing(db=sessions.db, hub=hub, user_office=site.user_office, parent=self)
+        sharing = Sharing(db=sessions.db, hub=hub, user_office=site.user_office, public_url=settings.public_url,
+                          parent=self)
         pages = jinja2.Environment(loader=jinja2.FileSystemLoader(str(PAGES)), autoescape=True)
         app = web.Application(
             [*sharing_routes(prefix), *routes(prefix),

@@ -15,7 +15,7 @@ import datetime as dt
 import json
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -87,10 +87,11 @@ class Sharing(LoggingConfigurable):
     )
     share_code_hours = Float(24.0, config=True, help="How long a share code can be exchanged (hours).")
 
-    def __init__(self, *, db: Session, hub: HubAPI, user_office: UserOffice | None,
+    def __init__(self, *, db: Session, hub: HubAPI, user_office: UserOffice | None, public_url: str = "",
                  clock: Callable[[], dt.datetime] | None = None, **kwargs: Any):
         super().__init__(**kwargs)
         self.db, self.hub, self.user_office = db, hub, user_office
+        self.public_url = public_url.rstrip("/")
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
 
     # ------------------------------------------------------------------ audit
@@ -363,13 +364,16 @@ class Sharing(LoggingConfigurable):
     async def share_code(self, owner: str, server: str, actor: str) -> dict[str, Any]:
         if not self.share_codes:
             raise SharingError(403, "Share codes are not enabled on this site: name the guest instead.")
-        await self.instance(owner, server)
+        facts = await self.instance(owner, server)
         code = await self.hub.request("POST", f"share-codes/{_path(owner, server)}",
                                       {"scopes": share_scopes(GUEST, owner, server),
                                        "expires_in": int(self.share_code_hours * 3600)})
         self.audit(actor, "share-code-created", owner, server, role=GUEST, expires_at=code.get("expires_at"))
         self.db.commit()
-        return {"accept_url": code.get("accept_url"), "expires_at": code.get("expires_at")}
+        # a guest may not load Lab: after accepting, the desktop-only page
+        accept = f"{code.get('accept_url')}&{urlencode({'next': facts['url'] + 'visa/desktop-view'})}"
+        return {"accept_url": accept, "full_accept_url": f"{self.public_url}{accept}" if self.public_url else None,
+                "expires_at": code.get("expires_at")}
 
     # ------------------------------------------------------------------ the periodic pass
     async def tick(self) -> None:

@@ -52,7 +52,7 @@ if JupyterHubIdentityProvider is not None:
                 handler._visa_gate_user = user
                 return user
             model = user.hub_user
-            if model.get("name") != state.owner and state.shares_stale():
+            if model.get("name") != state.owner and state.shares_stale(model.get("name", "")):
                 try:
                     await state.refresh_shares()
                 except Exception as exc:  # the hub does not answer: the last shares read stand (none at first)

@@ -216,8 +216,13 @@ class SharingState:
         return False  # already being closed
 
     # -- shares, from the hub -------------------------------------------------------------------------------
-    def shares_stale(self) -> bool:
-        return self._shares_at is None or self.clock() - self._shares_at > self.config.hub_cache_seconds
+    def shares_stale(self, name: str = "") -> bool:
+        """Whether to read the shares again before deciding about ``name``: after ``hub_cache_seconds``, and
+        for someone they do not list after a moment already (she may just have been given a share)."""
+        if self._shares_at is None:
+            return True
+        age = self.clock() - self._shares_at
+        return age > self.config.hub_cache_seconds or (name not in self.shares and age > 0.2)
 
     async def refresh_shares(self) -> None:
         """Read this server's shares from the hub (one call, the server's own token); roles follow at once.
