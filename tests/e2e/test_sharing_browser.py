@@ -127,6 +127,9 @@ def test_sharing_collaborator_edits_with_owner_in_real_time_then_loses_access(br
         assert share_from_panel(alice, "bob", "collaborator") == "Shared with bob as collaborator."
         alice.wait_for_selector(".visa-sharing-members li[data-user=bob][data-role=collaborator]")
         save_screenshot(alice, "sharing-session-panel")
+        # her dashboard's card names the members
+        alice.goto(f"{urls.hub}/hub/home")
+        alice.wait_for_selector(".visa-card .visa-members:has-text('bob (collaborator)')", timeout=20_000)
 
         # bob finds it on his home page and opens alice's Lab from there
         bob.goto(f"{urls.hub}/hub/home")

@@ -63,6 +63,14 @@ def _refused(spawner: Any | None) -> bool:
     return isinstance(exc, web.HTTPError) and exc.status_code == 400
 
 
+def _shared_with(orm_spawner: Any) -> list[dict[str, str]]:
+    """The people this server is shared with, and their role (visa_hub.sharing: the share's custom scopes)."""
+    from ..sharing.roles import role_from_share
+
+    return [{"name": share.user.name, "role": role_from_share(share.scopes) or "access"}
+            for share in orm_spawner.shares if share.user is not None and not getattr(share, "expired", False)]
+
+
 class InstancesAPIHandler(APIHandler):
     """A person's instances with their sessions, her quota, and the URL of a new instance."""
 
@@ -93,7 +101,7 @@ class InstancesAPIHandler(APIHandler):
                 "state": _state(spawner),
                 "failure": _failure(spawner),
                 "session": describe(summary or last, catalog) if (summary or last) else None,
-                "members": [{"name": user.name, "role": "owner"}],  # sharing fills this in later
+                "members": [{"name": user.name, "role": "owner"}, *_shared_with(orm_spawner)],
                 "links": {
                     "lab": url_path_join(model["url"], "lab"),
                     "desktop": url_path_join(model["url"], "lab") + "?visa-open=desktop",
