@@ -45,7 +45,8 @@ def login(browser, urls: Urls, name: str):
     page.fill("#username_input", name)
     page.fill("#password_input", "visa-demo")
     page.click("#login_submit")
-    page.wait_for_load_state()
+    # her home page asks the sessions service in the background (its first call logs her in there): let it
+    page.wait_for_load_state("networkidle")
     return page
 
 

@@ -5,13 +5,15 @@
   const box = document.getElementById("visa-shared-with-me");
   if (!box) return;
   const service = box.dataset.service || "/services/visa-sessions/";
-  async function refresh() {
+  async function refresh(retry = true) {
     let data;
     try {
       const response = await fetch(service + "api/shared-with-me", {credentials: "same-origin"});
-      if (!response.ok) return;
+      if (!response.ok) throw new Error(response.statusText);
       data = await response.json();
     } catch (error) {
+      // the first call may cross the service's login started by another script of the page: once more, later
+      if (retry) setTimeout(() => refresh(false), 2000);
       return;
     }
     if (!data.shared.length) {

@@ -218,11 +218,11 @@ class SharingState:
     # -- shares, from the hub -------------------------------------------------------------------------------
     def shares_stale(self, name: str = "") -> bool:
         """Whether to read the shares again before deciding about ``name``: after ``hub_cache_seconds``, and
-        for someone they do not list after a moment already (she may just have been given a share)."""
+        for someone they do not list at once (she may just have been given a share)."""
         if self._shares_at is None:
             return True
         age = self.clock() - self._shares_at
-        return age > self.config.hub_cache_seconds or (name not in self.shares and age > 0.2)
+        return age > self.config.hub_cache_seconds or name not in self.shares
 
     async def refresh_shares(self) -> None:
         """Read this server's shares from the hub (one call, the server's own token); roles follow at once.
