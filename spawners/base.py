@@ -19,8 +19,8 @@ from tornado import web
 from traitlets import default
 from traitlets.config import LoggingConfigurable
 
-import visa_hub
 from visa_hub.instances import LAST_STATE_KEY, STATE_KEY, instance_name, running_instances, taken_names
+from visa_hub.jupyter_defaults import jupyter_config_path
 from visa_hub.people import Person
 from visa_hub.policy import (
     PolicyError,
@@ -42,8 +42,6 @@ _templates = jinja2.Environment(
     lstrip_blocks=True,
 )
 
-# Jupyter configuration every instance reads before the user's own (shipped inside the visa_hub package)
-INSTANCE_JUPYTER_CONFIG = Path(visa_hub.__file__).parent / "singleuser" / "jupyter_config"
 FORM_FIELDS = ("experiment", "flavour", "image", "lifetime_hours")
 
 
@@ -70,8 +68,7 @@ class ThisMachineSingleuser(LoggingConfigurable):
     def get_env(self) -> dict[str, str]:
         env = super().get_env()
         # visa-hub's JupyterLab defaults (e.g. no news feed: instances have no internet), before the user's own
-        env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(filter(None, [str(INSTANCE_JUPYTER_CONFIG),
-                                                                   env.get("JUPYTER_CONFIG_PATH")]))
+        env["JUPYTER_CONFIG_PATH"] = jupyter_config_path(env)
         return env
 
 

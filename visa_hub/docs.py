@@ -37,6 +37,7 @@ DOCUMENTED = [
     ("visa_hub.singleuser.activity:VisaActivity", ["visa_hub.singleuser.activity:VisaActivity"]),
     ("visa_hub.sessions.sharing:Sharing", ["visa_hub.sessions.sharing:Sharing"]),
     ("visa_hub.singleuser.sharing.config:VisaSharing", ["visa_hub.singleuser.sharing.config:VisaSharing"]),
+    ("visa_hub.singleuser.expiry:VisaExpiry", ["visa_hub.singleuser.expiry:VisaExpiry"]),
 ]
 
 

@@ -3,8 +3,8 @@
 ``visa_hub/singleuser/jupyter_config/`` holds what every instance's Jupyter Server and JupyterLab read before the
 person's own configuration: the kernel spec manager that lists the app kernels
 (:class:`visa_hub.apps.kernelspecs.AppKernelSpecManager`) and no news feed. A spawner that starts the server from
-the hub's own environment puts it on ``JUPYTER_CONFIG_PATH`` itself (``spawners/base.py``,
-``INSTANCE_JUPYTER_CONFIG``: the same directory). A Slurm job runs the instance environment of the compute nodes,
+the hub's own environment puts it on ``JUPYTER_CONFIG_PATH`` itself with :func:`jupyter_config_path` (the local
+backend, ``spawners/base.py``). A Slurm job runs the instance environment of the compute nodes,
 whose visa-hub may live elsewhere, so its job script asks that environment:
 
     export JUPYTER_CONFIG_PATH="$(python -m visa_hub.jupyter_defaults)"

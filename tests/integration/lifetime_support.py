@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -144,3 +146,21 @@ def lifetime_hub(tmp_path: Path, smtp, hubs):
         hub.kill_instances()
 
 
+
+
+@pytest.fixture
+def time_limit_rule(slurm):
+    """The one sudo rule a site gives the hub's user to raise time limits (an operator's right), nothing more.
+
+    Needs a module-scoped ``slurm`` fixture (tests/peers_slurm.py) in the test module; yields scontrol's path.
+    """
+    scontrol = shutil.which("scontrol")
+    rule = f"{slurm.hub_user} ALL=(root) NOPASSWD: {scontrol} ^update JobId=[0-9]+ TimeLimit=[0-9]+$\n"
+    draft = slurm.root / "sudoers-time-limit"
+    draft.write_text(rule)
+    subprocess.run(["visudo", "-cf", str(draft)], check=True, capture_output=True)
+    path = Path("/etc/sudoers.d") / f"visa-test-lifetime-{slurm.root.name.replace('.', '_')}"
+    path.write_text(rule)
+    path.chmod(0o440)
+    yield scontrol
+    path.unlink(missing_ok=True)

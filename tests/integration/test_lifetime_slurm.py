@@ -8,14 +8,20 @@ from __future__ import annotations
 import datetime as dt
 import re
 import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
 from conftest import missing_peer
 
 from hubtest import wait_until
-from lifetime_support import EXPERIMENT, SHORT_LIFETIMES, ServiceClient, expires, login, write_catalog
+from lifetime_support import (  # noqa: F401  (time_limit_rule: a fixture)
+    EXPERIMENT,
+    SHORT_LIFETIMES,
+    ServiceClient,
+    expires,
+    login,
+    time_limit_rule,
+    write_catalog,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -24,21 +30,6 @@ c.VisaSite.catalog_file = {catalog!r}
 c.VisaSessions.poll_interval = 1
 c.SlurmLimits.update_command = ["sudo", "-n", {scontrol!r}]
 """
-
-
-@pytest.fixture
-def time_limit_rule(slurm):
-    """The one sudo rule a site gives the hub's user to raise time limits (an operator's right), nothing more."""
-    scontrol = shutil.which("scontrol")
-    rule = f"{slurm.hub_user} ALL=(root) NOPASSWD: {scontrol} ^update JobId=[0-9]+ TimeLimit=[0-9]+$\n"
-    draft = slurm.root / "sudoers-time-limit"
-    draft.write_text(rule)
-    subprocess.run(["visudo", "-cf", str(draft)], check=True, capture_output=True)
-    path = Path("/etc/sudoers.d") / f"visa-test-lifetime-{slurm.root.name.replace('.', '_')}"
-    path.write_text(rule)
-    path.chmod(0o440)
-    yield scontrol
-    path.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +54,7 @@ def time_limit_minutes(slurm, job_id: str) -> int:
     return int(days or 0) * 1440 + hours * 60 + minutes + (1 if seconds else 0)
 
 
-def test_lifetime_slurm_extension_raises_time_limit_and_expiry_ends_the_job(slurm, time_limit_rule):
+def test_lifetime_slurm_extension_raises_time_limit_and_expiry_ends_the_job(slurm, time_limit_rule):  # noqa: F811
     hub = slurm.hub(partition="short")
     catalog = write_catalog(hub.data_dir, SHORT_LIFETIMES)  # in the hub's own (service user's) directory
     with hub.config_file.open("a") as config:

@@ -15,7 +15,9 @@ and refuses more worker jobs than the profile allows; job scripts, submission an
 Its clusters are locked to the session's owner: TLS with the session's own credentials (distributed's
 ``Security`` from the configuration; the job scripts carry the files' paths, not the keys), the dashboard only
 through her Jupyter server (:mod:`visa_hub.dask.dashboard`), and worker walltimes cut at the session's expiry
-(:mod:`visa_hub.dask.walltime`).
+(:mod:`visa_hub.dask.walltime`). The expiry is read from the instance's file whenever a cluster is made or scales
+up, not from the configuration dask loaded when the kernel started: an extension of the session's lifetime
+(:func:`visa_hub.dask.instance.move_expiry`) reaches clusters in kernels that were already running.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from dask_jobqueue import SLURMCluster
 from distributed.security import Security
 
 from .config import CONFIG_SECTION
+from .instance import FILE_NAME, written_expiry
+from .per_instance import config_dir
 from .reasons import explain_reason
 from .walltime import SessionEndsSoon, capped_walltime, deadline_directives, parse_expiry
 
@@ -100,6 +104,11 @@ def _session_security() -> Security:
 
 
 def _expiry(settings: dict[str, Any]) -> dt.datetime | None:
+    """The session's expiry now: as the instance's ``visa-hub.yaml`` says (the server extension rewrites it when
+    the lifetime changes), else as the dask configuration this process loaded at its start says."""
+    live = written_expiry(config_dir(os.environ) / FILE_NAME)
+    if live is not None:
+        return live
     value = settings.get("expires-at") or settings.get("expires_at")
     return parse_expiry(value) if value else None
 
@@ -131,10 +140,9 @@ class SessionCluster(SLURMCluster):
         self.max_jobs = int(settings.pop("max_jobs"))
         self.expires_at = _expiry(_settings())
         self.profile_walltime = settings["walltime"]
+        self.profile_directives = list(settings["job_extra_directives"])
         settings["walltime"] = self._walltime_now()
-        if self.expires_at is not None:
-            settings["job_extra_directives"] = [*settings["job_extra_directives"],
-                                                *deadline_directives(self.expires_at, settings["walltime"])]
+        settings["job_extra_directives"] = self._directives_now(settings["walltime"])
         scheduler_options.update(_settings().get("scheduler-options") or {})
         super().__init__(*args, security=_session_security(), scheduler_options=scheduler_options,
                          **{**settings, **kwargs})
@@ -152,6 +160,12 @@ class SessionCluster(SLURMCluster):
                         "(it ends at %s).", self.profile_name, self.profile_walltime, walltime,
                         self.expires_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"))
         return walltime
+
+    def _directives_now(self, walltime: str) -> list[str]:
+        """The profile's ``#SBATCH`` options, plus the deadline at the session's expiry."""
+        if self.expires_at is None:
+            return list(self.profile_directives)
+        return [*self.profile_directives, *deadline_directives(self.expires_at, walltime)]
 
     def _jobs_wanted(self, n: int | None, jobs: int, memory: str | None, cores: int | None) -> int:
         """How many jobs ``scale`` would ask for (the same arithmetic as dask-jobqueue's)."""
@@ -177,7 +191,9 @@ class SessionCluster(SLURMCluster):
         if wanted > self.max_jobs:
             raise self._refuse(wanted)
         if wanted > len(self.worker_spec):  # new jobs: no longer than the session has left now
-            self._job_kwargs["walltime"] = self._walltime_now()
+            self.expires_at = _expiry(_settings())  # the lifetime may have been extended since
+            walltime = self._job_kwargs["walltime"] = self._walltime_now()
+            self._job_kwargs["job_extra_directives"] = self._directives_now(walltime)
         return super().scale(n=n, jobs=jobs, memory=memory, cores=cores)
 
     def adapt(self, *args: Any, minimum_jobs: int | None = None, maximum_jobs: int | None = None, **kwargs: Any):

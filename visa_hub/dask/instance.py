@@ -8,6 +8,10 @@ this instance's Slurm account and profiles, never those of her other instances. 
 start of the instance, so it always describes the current session: new TLS credentials
 (:mod:`visa_hub.dask.credentials`) and the session's expiry (``VISA_EXPIRES_AT``).
 
+When the session's lifetime is extended (or shortened), :func:`move_expiry` rewrites the file with the new expiry
+and the same credentials: the workers a running cluster starts later still join its scheduler, and clusters made
+from now on cut their walltimes at the new end.
+
 ``python -m visa_hub.dask.instance`` writes it from a shell (to ``$DASK_CONFIG`` when set, else the instance's
 directory) and prints where.
 """
@@ -41,8 +45,8 @@ FILE_NAME = "visa-hub.yaml"
 MARK = "# Written by visa-hub"
 HEADER = (
     MARK + " when {instance} started: the Dask profiles of experiment {experiment}.\n"
-    "# It is replaced at every start; put your own settings into another file of this directory (this instance\n"
-    "# only) or of ~/.config/dask (all your instances).\n"
+    "# It is replaced at every start and when the session's lifetime changes; put your own settings into another\n"
+    "# file of this directory (this instance only) or of ~/.config/dask (all your instances).\n"
 )
 
 
@@ -80,12 +84,63 @@ def write_dask_config(
     credentials = write_session_credentials(home, owner, now, instance=instance_key(environ))
     lock = SessionLock(str(credentials.ca_file), str(credentials.cert_file), str(credentials.key_file),
                        expires_at=expires_at)
+    path = _write(environ, session, lock, now, python or sys.executable, directory / FILE_NAME)
+    _remove_shared_config(environ, keep=path)
+    return path
+
+
+def move_expiry(expires_at: dt.datetime, environ: MutableMapping[str, str] | None = None) -> Path | None:
+    """The session's lifetime changed: rewrite this instance's ``visa-hub.yaml`` with the new expiry.
+
+    The TLS credentials stay (the files named in the written configuration): the schedulers of running clusters
+    trust only them, so workers they start later must present the same. ``VISA_EXPIRES_AT`` in ``environ``
+    (default: this process's) is set too, so kernels and terminals started from now on see the new end. Returns
+    the file's path; ``None`` when the instance has no Dask session (nothing written). The file is written again
+    from scratch, with new credentials, only when it is missing or names credentials that are gone.
+    """
+    environ = os.environ if environ is None else environ
+    environ[EXPIRY_VARIABLE] = expires_at.astimezone(dt.UTC).isoformat()
+    text = environ.get(ENV_VARIABLE)
+    if not text:
+        return None
+    path = config_dir(environ) / FILE_NAME
+    lock = _written_lock(path, expires_at)
+    if lock is None:  # nothing usable to keep: as at start
+        return write_dask_config(environ)
+    now = dt.datetime.now(dt.UTC)
+    return _write(environ, DaskSession.from_json(text), lock, now, sys.executable, path)
+
+
+def written_expiry(path: Path) -> dt.datetime | None:
+    """The session's expiry as ``visa-hub.yaml`` at ``path`` says now (``None``: no end, or no such file)."""
+    try:
+        written = yaml.safe_load(path.read_text()) or {}
+        value = written["visa-hub"]["dask"]["expires-at"]
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        return None
+    return parse_expiry(value) if value else None
+
+
+def _written_lock(path: Path, expires_at: dt.datetime) -> SessionLock | None:
+    """The credentials ``path`` names, with a new expiry; ``None`` if the file or the credentials are gone."""
+    try:
+        tls = (yaml.safe_load(path.read_text()) or {})["distributed"]["comm"]["tls"]
+        files = (tls["ca-file"], tls["client"]["cert"], tls["client"]["key"])
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        return None
+    if not all(isinstance(f, str) and os.access(f, os.R_OK) for f in files):
+        return None
+    return SessionLock(*files, expires_at=expires_at)
+
+
+def _write(environ: Mapping[str, str], session: DaskSession, lock: SessionLock, now: dt.datetime, python: str,
+           path: Path) -> Path:
+    home = home_of(environ)
     logs = home / "dask-worker-logs"  # worker logs name tasks, addresses and errors: hers only
     logs.mkdir(mode=0o700, exist_ok=True)
     logs.chmod(0o700)
-    config = dask_config(session, lock, now, python=python or sys.executable, log_directory=str(logs))
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / FILE_NAME
+    config = dask_config(session, lock, now, python=python, log_directory=str(logs))
+    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".yaml.partial")
     partial.unlink(missing_ok=True)
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # hers: it names her credentials
@@ -93,7 +148,6 @@ def write_dask_config(
         out.write(HEADER.format(instance=_label(environ), experiment=session.experiment)
                   + yaml.safe_dump(config, sort_keys=False))
     partial.replace(path)  # atomic: a kernel starting now never reads half a file
-    _remove_shared_config(environ, keep=path)
     return path
 
 

@@ -6,8 +6,9 @@ owner's Dask dashboards (``{base_url}visa-dask/<port>/``, see :mod:`visa_hub.sin
 session information the labextension shows (``GET {base_url}visa/api/session``) and the remote desktop
 (``{base_url}visa-desktop/``, a jupyter-server-proxy raw socket entry to Xvnc, see
 :mod:`visa_hub.singleuser.desktop`) with its workstation API (``{base_url}visa/api/desktop/...``: keyboard layout,
-applications, the desktop folder), and enforces the roles of the people its owner shares it with
-(:mod:`visa_hub.singleuser.sharing`). It is enabled by ``jupyter-config/jupyter_server_config.d/visa_hub.json``,
+applications, the desktop folder), enforces the roles of the people its owner shares it with
+(:mod:`visa_hub.singleuser.sharing`) and follows the session's expiry as the hub's sessions service moves it
+(:mod:`visa_hub.singleuser.expiry`). It is enabled by ``jupyter-config/jupyter_server_config.d/visa_hub.json``,
 which the wheel installs into ``etc/jupyter/jupyter_server_config.d/``.
 """
 
@@ -20,6 +21,7 @@ from .activity import setup_activity
 from .dask_dashboard import setup_dask_dashboards
 from .desktop import setup_desktop
 from .desktop.api import setup_desktop_api
+from .expiry import setup_expiry
 from .handlers import setup_handlers
 from .lifetime import setup_lifetime
 from .sharing import setup_sharing
@@ -72,6 +74,7 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     setup_handlers(serverapp.web_app)
     _setup_apps(serverapp)
     setup_lifetime(serverapp.web_app)
+    setup_expiry(serverapp)
     serverapp.log.info("visa-hub: session API at %svisa/api/session", serverapp.web_app.settings["base_url"])
     setup_dask_dashboards(serverapp.web_app)
     try:

@@ -2,7 +2,8 @@
 
 ``GET {base_url}visa/api/lifetime`` and ``POST {base_url}visa/api/lifetime/extend`` forward to the hub's
 sessions service (``$VISA_SESSIONS_URL``) with the server's own token (``$JUPYTERHUB_API_TOKEN``), which the
-service accepts for this server only. Extending is for the instance's owner.
+service accepts for this server only. Extending is for the instance's owner. The expiry in every answer reaches
+the instance at once (:mod:`.expiry`: its Dask configuration, its environment).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
+from .expiry import SETTING as EXPIRY_SETTING
+from .expiry import expiry_in_answer
 from .handlers import AUTH_RESOURCE
 
 
@@ -49,7 +52,14 @@ class LifetimeHandler(APIHandler):
         if response.code == 599:
             self.finish(json.dumps({"message": "The sessions service cannot be reached right now."}))
         else:
+            self._learn_expiry(response.code, response.body)
             self.finish(response.body or b"{}")
+
+    def _learn_expiry(self, code: int, body: bytes | None) -> None:
+        follower = self.settings.get(EXPIRY_SETTING)
+        value = expiry_in_answer(body or b"") if follower is not None and code == 200 else None
+        if value:
+            follower.apply(value)
 
     @web.authenticated
     @authorized
