@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import jinja2
 from tornado import web
@@ -108,16 +109,21 @@ class VisaSpawnerMixin(LoggingConfigurable):
         """HTML of the spawn form: her experiments, the flavours and images each allows, her last choice.
 
         Also what her quota leaves, the experiments that open later, and per experiment the name a new instance
-        gets (the form's script sends a new instance to that name when she picks the experiment).
+        gets (the form's script sends a new instance to that name when she picks the experiment). The experiment
+        chosen first is this instance's own (its last options), else the one whose new-instance name the form
+        opened for (the dashboard's "New instance" of an experiment), else her first. Her last options per
+        experiment come from the sessions service: the form's script asks it (``last_options_url``).
         """
         person = await self.person()
         catalog, now = self.site.catalog, self.site.now()
         experiments = selectable_experiments(person, catalog, now, await self._site_experiments(person))
         last = dict(self.user_options or {})
-        choice = last.get("experiment")
-        if choice not in {e.code for e in experiments}:
-            choice = experiments[0].code if experiments else None
         taken = taken_names(self.user)
+        new_names = {e.code: instance_name(e.code, taken) for e in experiments}
+        choice = last.get("experiment")
+        if choice not in new_names:
+            named = [code for code, name in new_names.items() if name == self.name]
+            choice = named[0] if named else (experiments[0].code if experiments else None)
         running = running_instances(self.user, catalog)
         return _templates.get_template("spawn_form.html").render(
             person=person,
@@ -131,11 +137,18 @@ class VisaSpawnerMixin(LoggingConfigurable):
             usage=QuotaUsage.of(catalog.quota_for(person.is_staff), running),
             conflict=self.instance_conflict(),
             running=running,
-            new_names={e.code: instance_name(e.code, taken) for e in experiments},
+            new_names=new_names,
             fresh_names=sorted(set(self.user.orm_spawners) - taken - {""}),
             spawn_base=f"{self.hub.base_url}spawn/{self.user.escaped_name}/",
             home_url=f"{self.hub.base_url}home",
+            last_options_url=self.last_options_url(),
         )
+
+    def last_options_url(self) -> str:
+        """Where the form's script reads her last options per experiment: the sessions service's
+        ``api/last-options`` on the hub's own origin (her login cookie), or "" without the service."""
+        service = urlparse(str(self.environment.get("VISA_SESSIONS_URL") or "")).path
+        return f"{service.rstrip('/')}/api/last-options" if service else ""
 
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:
         """Form fields → ``user_options`` (strings kept as typed; the policy validates them)."""
