@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import jinja2
+from jupyterhub.utils import maybe_future
 from tornado import web
 from traitlets import default
 from traitlets.config import LoggingConfigurable
@@ -157,6 +158,17 @@ class VisaSpawnerMixin(LoggingConfigurable):
             value = (formdata.get(name) or [""])[0].strip()
             if value:
                 options[name] = value
+        return options
+
+    async def run_options_from_form(self, form_data: dict[str, list[str]]) -> dict[str, Any]:
+        """Form → ``user_options``, checked by the policy at once.
+
+        A refusal here comes back as the form with her choices and the policy's message. Checked only later (in
+        ``apply_user_options``), a refusal that takes JupyterHub more than a second to see (a busy hub, a slow
+        User Office) lands on the "start failed" page instead of the form.
+        """
+        options = await maybe_future(super().run_options_from_form(form_data))
+        await self.make_plan(options)
         return options
 
     # -- the policy, server side -------------------------------------------------------------------

@@ -8,6 +8,7 @@ realm (npm oidc-provider) and a real ``jupyterhub`` process.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from pathlib import Path
 
@@ -175,10 +176,10 @@ c.KeycloakAuthenticator.discovery_timeout = 3
 """
 
 
-def keycloak_hub(data_dir: Path, realm, uo) -> HubProcess:
+def keycloak_hub(data_dir: Path, realm, uo, extra_config: str = "") -> HubProcess:
     data_dir.mkdir(parents=True, exist_ok=True)
     config = data_dir.parent / "isolation_config.py"
-    config.write_text(HUB_CONFIG)
+    config.write_text(HUB_CONFIG + extra_config)
     return HubProcess(data_dir, config_file=config, extra_env={
         "VISA_AUTHENTICATOR": "visa-keycloak",
         "VISA_KEYCLOAK_REALM_URL": realm.issuer,
@@ -306,5 +307,31 @@ def test_isolation_a_reused_login_name_does_not_inherit_the_hub_user(tmp_path):
                 finally:
                     hub.stop()
                     hub.kill_instances()
+    except PeerError as exc:
+        missing_peer(str(exc))
+
+
+def test_a_refused_form_comes_back_as_the_form_while_the_user_office_is_slow(tmp_path):
+    """The policy's refusal is decided before the (slow) pre-spawn User Office check: she gets her form back with
+    her choices and the reason, not JupyterHub's "start failed" page (JupyterHub waits 1 s for a spawn)."""
+    try:
+        with keycloak_realm(users=DEFAULT_USERS) as realm, user_office() as uo:
+            # every User Office answer is fresh (no cache), and each takes 2 s
+            hub = keycloak_hub(tmp_path / "data", realm, uo, "c.GraphQLUserOffice.cache_ttl = 0\n").start()
+            try:
+                alice, page = session(hub, "alice", "alice-password")
+                assert page.url.path == "/hub/spawn", page.text[:800]
+                uo.set_faults(delay=2)
+                refused = alice.submit_spawn_form(experiment="587412", flavour="gpu-large", lifetime_hours="10")
+                assert refused.status_code == 400, refused.text[:800]
+                assert "is not available for LoKI experiments" in refused.text
+                assert 'id="spawn_form"' in refused.text  # the form itself, with her choice kept
+                assert re.search(r'value="587412"[^>]*checked', refused.text)
+                assert "Start failed" not in refused.text
+                assert alice.server_model() == {}
+            finally:
+                uo.clear_faults()
+                hub.stop()
+                hub.kill_instances()
     except PeerError as exc:
         missing_peer(str(exc))
