@@ -21,6 +21,7 @@ from tornado import web
 from traitlets import Float, List, Unicode, default
 from traitlets.config import Application, Configurable
 
+from ..logsafe import keep_config_out_of_log
 from ..site import VisaSite
 from .backends import SlurmLimits
 from .db import open_database
@@ -33,6 +34,8 @@ from .sharing import Sharing
 from .sharing_handlers import sharing_routes
 
 PAGES = Path(__file__).parent / "pages"
+#: Bodies the server reads at all (a bigger one closes the connection); handlers refuse more than 64 KiB with 413.
+MAX_BODY_BYTES = 1 << 20
 
 
 class VisaSessions(Configurable):
@@ -82,6 +85,7 @@ class SessionsApp(Application):
         return logging.INFO
 
     def initialize(self, argv=None) -> None:
+        keep_config_out_of_log(self.log)  # the hub's config holds its secrets
         super().initialize(argv)
         if self.hub_config:
             path = Path(self.hub_config)
@@ -124,7 +128,8 @@ class SessionsApp(Application):
     async def _main(self) -> None:
         app, sessions, settings = self.make_app()
         url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8002"))
-        server = app.listen(url.port or 80, url.hostname or "127.0.0.1", xheaders=True)
+        server = app.listen(url.port or 80, url.hostname or "127.0.0.1", xheaders=True,
+                            max_body_size=MAX_BODY_BYTES)
         scheduler = Scheduler(sessions, settings.poll_interval, self.log)
         scheduler.start()
         sharing = app.settings["sharing"]

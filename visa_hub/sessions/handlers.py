@@ -1,9 +1,12 @@
 """The sessions service's HTTP API and pages (under ``/services/visa-sessions/``).
 
 Who may call: a person logged in to the hub (JupyterHub OAuth, cookies with XSRF on every change), or a token
-sent as ``Authorization: token …`` — an instance's own server token (scope ``access:servers!server=<owner>/<name>``,
-how the labextension reaches us through the instance's server extension) or a person's API token with access
-to this service. Hub admins may see and change every instance; everyone else only her own.
+sent as ``Authorization: token …``: a person's API token with access to this service
+(``access:services!service=visa-sessions``), or an instance's own server token (scope
+``access:servers!server=<owner>/<name>``, how the labextension reaches us through the instance's server
+extension), which reaches that one instance's ``api/instances/<owner>/<name>[/extend|/stop]`` and nothing else.
+Any other token of hers (e.g. one issued to another server or service) is refused. Hub admins may see and change
+every instance; everyone else only her own.
 
 =========================================================  ==========================================================
 ``GET  api/instances``                                     her running instances (admins: ``?all=1`` for every one)
@@ -35,12 +38,17 @@ from . import db as models
 from .service import Sessions, SessionsError
 
 SERVER_PATH = r"([^/]+)/([^/]*)"
+#: Our requests are a few hundred bytes (an extension's comment is cut at 2000 characters).
+MAX_JSON_BYTES = 64 * 1024
 
 
 class BaseHandler(HubOAuthenticated, web.RequestHandler):
     """Cookie (OAuth) or token authentication, and JSON errors."""
 
     _token_model: dict[str, Any] | None = None
+    #: whether a token without access to this service, but to the server the URL names (an instance's own server
+    #: token), may call this handler; everything else needs a token with access to the service
+    server_tokens = False
 
     @property
     def sessions(self) -> Sessions:
@@ -59,6 +67,8 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
                 raise web.HTTPError(403, "This token is not a person's token.")
             self._token_model = model
             self._hub_auth_user_cache = model  # our own scope rules apply (see may_act_on)
+            if not self.server_tokens and not self.token_may_use_service():
+                raise web.HTTPError(403, "This token has no access to the sessions service.")
 
     def check_xsrf_cookie(self) -> None:
         if self._token_model is not None:
@@ -73,12 +83,15 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     def username(self) -> str:
         return self.current_user["name"]
 
+    def token_may_use_service(self) -> bool:
+        """Whether the request's token was given access to this service (a person's token, not an instance's)."""
+        scopes = set((self._token_model or {}).get("scopes") or ())
+        return bool({"access:services", f"access:services!service={self.settings['service_name']}"} & scopes)
+
     async def is_admin(self) -> bool:
         """A hub admin, logged in or with a token that may use this service (never an instance's token)."""
-        if self._token_model is not None:
-            scopes = set(self._token_model.get("scopes") or ())
-            if not {"access:services", f"access:services!service={self.settings['service_name']}"} & scopes:
-                return False
+        if self._token_model is not None and not self.token_may_use_service():
+            return False
         return await self.settings["admins"].is_admin(self.username)
 
     def token_reaches(self, user: str, server: str) -> bool:
@@ -101,6 +114,8 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         return inst
 
     def body(self) -> dict[str, Any]:
+        if len(self.request.body) > MAX_JSON_BYTES:
+            raise web.HTTPError(413, f"The request body is larger than {MAX_JSON_BYTES // 1024} KiB.")
         try:
             data = json.loads(self.request.body or b"{}")
         except json.JSONDecodeError as exc:
@@ -140,12 +155,16 @@ class InstancesHandler(BaseHandler):
 
 
 class InstanceHandler(BaseHandler):
+    server_tokens = True
+
     @web.authenticated
     async def get(self, user: str, server: str) -> None:
         self.write_json(self.sessions.view(await self.instance(user, server)))
 
 
 class ExtendHandler(BaseHandler):
+    server_tokens = True
+
     @web.authenticated
     async def post(self, user: str, server: str) -> None:
         inst = await self.instance(user, server)
@@ -153,7 +172,10 @@ class ExtendHandler(BaseHandler):
         hours = data.get("hours")
         if hours is not None and (isinstance(hours, bool) or not isinstance(hours, int | float)):
             raise web.HTTPError(400, "hours must be a number")
-        actor = data.get("actor") if self._token_model and isinstance(data.get("actor"), str) else self.username
+        actor = self.username  # who authenticated; an instance may name its visitor, which we cannot check
+        claimed = data.get("actor") if self._token_model is not None else None
+        if isinstance(claimed, str) and claimed != actor:
+            actor = f"{actor} (for {claimed[:100]!r}, as the instance says)"
         result = await self.guarded(self.sessions.extend(inst, hours, str(data.get("comment") or ""), actor))
         self.write_json({**result, "instance": self.sessions.view(inst)})
 
@@ -177,6 +199,8 @@ class ExpiryHandler(BaseHandler):
 
 
 class StopHandler(BaseHandler):
+    server_tokens = True
+
     @web.authenticated
     async def post(self, user: str, server: str) -> None:
         inst = await self.instance(user, server)
@@ -202,7 +226,7 @@ class RequestHandler(BaseHandler):
     async def post(self, request_id: str) -> None:
         if not await self.is_admin():
             raise web.HTTPError(403, "Only administrators decide on extension requests.")
-        request = self.db.get(models.ExtensionRequest, int(request_id))
+        request = self.db.get(models.ExtensionRequest, int(request_id)) if len(request_id) < 16 else None
         if request is None:
             raise web.HTTPError(404, f"No extension request {request_id}.")
         data = self.body()
@@ -222,7 +246,10 @@ class AuditHandler(BaseHandler):
         query = select(models.AuditEvent)
         if self.get_argument("user", ""):
             query = query.where(models.AuditEvent.user == self.get_argument("user"))
-        limit = min(int(self.get_argument("limit", "200")), 5000)
+        limit = self.get_argument("limit", "200")
+        if not limit.isdigit():
+            raise web.HTTPError(400, "limit must be a whole number")
+        limit = min(int(limit), 5000)
         rows = self.db.scalars(query.order_by(models.AuditEvent.id.desc()).limit(limit))
         self.write_json({"events": [e.to_dict() for e in rows]})
 
