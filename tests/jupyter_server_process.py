@@ -7,6 +7,7 @@ out, so what is tested is what ``pip install`` put into this environment.
 from __future__ import annotations
 
 import os
+import pwd
 import secrets
 import subprocess
 import sys
@@ -73,9 +74,11 @@ class JupyterServer:
 
 
 def launch_jupyter_server(
-    tmp: Path, *, root: Path | None = None, env: Mapping[str, str] | None = None, args: Iterable[str] = ()
+    tmp: Path, *, root: Path | None = None, env: Mapping[str, str] | None = None, args: Iterable[str] = (),
+    user: str | None = None,
 ) -> JupyterServer:
-    """Start ``jupyter server`` with a fresh token (not waiting: see :meth:`JupyterServer.wait_until_up`)."""
+    """Start ``jupyter server`` with a fresh token (not waiting: see :meth:`JupyterServer.wait_until_up`);
+    as the unix account ``user`` if given (``tmp`` must then be hers to write)."""
     token, port, root = secrets.token_hex(16), free_port(), root or tmp
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTERHUB_", "VISA_", "JUPYTER_"))}
     clean |= {"JUPYTER_CONFIG_DIR": str(tmp / "config"), "JUPYTER_DATA_DIR": str(tmp / "data"),
@@ -87,5 +90,6 @@ def launch_jupyter_server(
     ]
     log = tmp / "server.log"
     with log.open("wb") as out:
-        process = subprocess.Popen(cmd, env=clean, stdout=out, stderr=subprocess.STDOUT, cwd=root)
+        process = subprocess.Popen(cmd, env=clean, stdout=out, stderr=subprocess.STDOUT, cwd=root, user=user,
+                                   group=user and pwd.getpwnam(user).pw_gid, extra_groups=[] if user else None)
     return JupyterServer(f"http://127.0.0.1:{port}{BASE_URL}", token, process, root, log)

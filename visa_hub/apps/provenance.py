@@ -95,6 +95,7 @@ def _locked(path: Path):
 def record_launch(settings: AppSettings, version: AppVersion, digest: str, how: str, argv: list[str],
                   runscript: bool = False) -> Path:
     """Add a launch to this session's record in her home (safe against concurrent launches)."""
+    settings.private_data_dir()
     path = record_path(settings)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     with _locked(path):
@@ -111,6 +112,7 @@ def record_launch(settings: AppSettings, version: AppVersion, digest: str, how: 
 
 def ensure_record(settings: AppSettings) -> Path:
     """Create this session's record (no apps yet) if there is none: every session has one."""
+    settings.private_data_dir()
     path = record_path(settings)
     with _locked(path):
         if not path.exists():

@@ -72,6 +72,15 @@ class AppSettings:
     def provenance_dir(self) -> Path:
         return self.data_dir / "provenance"
 
+    def private_data_dir(self) -> Path:
+        """``data_dir``, made hers only (0700): its provenance records and app logs name her experiment, her files
+        and her arguments, and sites often create homes that everyone may read."""
+        directory = self.data_dir
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if directory.stat().st_uid == os.geteuid():
+            directory.chmod(0o700)
+        return directory
+
     @property
     def experiment(self) -> dict[str, Any]:
         return (self.session or {}).get("experiment") or {}

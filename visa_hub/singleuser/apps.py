@@ -145,7 +145,7 @@ class AppsHandler(APIHandler):
 
     def spawn(self, argv: list[str], name: str) -> int:
         """Start ``visa-app`` detached; its output goes to a log file in her data directory."""
-        logs = self.state.settings.data_dir / "logs"
+        logs = self.state.settings.private_data_dir() / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
         log = logs / f"{name.replace('@', '-')}-{stamp}.log"
