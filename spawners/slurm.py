@@ -142,6 +142,8 @@ BATCH_SCRIPT = """#!/bin/bash
 {% endif %}{% if options %}#SBATCH {{options}}
 {% endif %}
 set -euo pipefail
+# the log of her session (her server's output) is in her home, which others may be able to read: hers only
+chmod 0600 "{{homedir}}/visa-instance-$SLURM_JOB_ID.log" 2>/dev/null || true
 trap 'echo SIGTERM received' TERM
 {{prologue}}
 {% if srun %}{{srun}} {% endif %}{{cmd}}

@@ -30,17 +30,25 @@ pytestmark = pytest.mark.integration
 
 EXPERIMENT, TITLE = "LOKI-2026-042", "Shear-aligned lipid nanodiscs, confidential run"
 
-#: Run as bob: every name he can list and every file he can read under the given directory that holds a marker.
+#: Run as bob: every name he can list and every file he can read under a directory that holds a marker (only
+#: entries changed since a time, if given: homes shared with other tests keep what those left behind).
 BOB_LOOKS = r"""
 import json, os, sys
-top, markers = sys.argv[1], sys.argv[2:]
+top, since, markers = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
 found = {"names": [], "files": []}
+def recent(path):
+    try:
+        return os.lstat(path).st_mtime >= since
+    except OSError:
+        return False
 for directory, dirs, files in os.walk(top, onerror=lambda error: None):
     for name in dirs + files:
-        if any(m in name for m in markers):
+        if any(m in name for m in markers) and recent(os.path.join(directory, name)):
             found["names"].append(os.path.join(directory, name))
     for name in files:
         path = os.path.join(directory, name)
+        if not recent(path):
+            continue
         try:
             with open(path, "rb") as file:
                 text = file.read(1 << 22).decode(errors="replace")
@@ -60,6 +68,14 @@ def instance_environ(home: Path) -> dict[str, str]:
                         load_catalog(DEMO_CATALOG), now)
     return {**plan.environment, "HOME": str(home), "USER": "alice", "LOGNAME": "alice", "JUPYTERHUB_USER": "alice",
             "JUPYTERHUB_SERVER_NAME": "loki", "JUPYTERHUB_BASE_URL": "/", "JUPYTERHUB_SERVICE_PREFIX": BASE_URL}
+
+
+def bob_finds(top: Path, since: float, *markers: str) -> dict[str, list[str]]:
+    """What bob (a distinct unix user) can see under ``top`` that holds one of ``markers``."""
+    looked = subprocess.run(["sudo", "-u", "bob", sys.executable, "-c", BOB_LOOKS, str(top), str(since), *markers],
+                            capture_output=True, text=True, timeout=120, cwd="/")
+    assert looked.returncode == 0, looked.stderr
+    return json.loads(looked.stdout)
 
 
 def traversable(path: Path) -> None:
@@ -106,9 +122,6 @@ def test_isolation_bob_reads_nothing_of_alices_session_in_her_home(tmp_path: Pat
             assert expected in written, sorted(written)
         assert any(name.startswith(".visa/dask/instances/loki/session-") for name in written), sorted(written)
 
-        looked = subprocess.run(["sudo", "-u", "bob", sys.executable, "-c", BOB_LOOKS, str(home), EXPERIMENT, TITLE,
-                                 server.token, "PRIVATE KEY"], capture_output=True, text=True, timeout=120, cwd="/")
-        assert looked.returncode == 0, looked.stderr
-        assert json.loads(looked.stdout) == {"names": [], "files": []}
+        assert bob_finds(home, 0, EXPERIMENT, TITLE, server.token, "PRIVATE KEY") == {"names": [], "files": []}
     finally:
         server.stop()
