@@ -17,7 +17,6 @@ import sys
 from traitlets import Float, Unicode, default
 from traitlets.config import Application, Config
 
-from .logsafe import keep_config_out_of_log
 from .site import VisaSite
 from .slurm.sync import SlurmSync
 
@@ -56,7 +55,6 @@ class SlurmSyncApp(Application):
     }
 
     def initialize(self, argv=None) -> None:
-        keep_config_out_of_log(self.log)  # the hub's config file holds its secrets
         self.parse_command_line(argv)
         if self.config_file:
             self.load_config_file(self.config_file)

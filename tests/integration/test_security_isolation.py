@@ -219,6 +219,11 @@ ODD = [
     ("service-oversized", "alice", "POST", f"{SERVICE}api/instances/alice/{SERVER}/extend",
      b'{"hours": 1, "comment": "' + b"x" * (200 << 10) + b'"}'),
     ("instance-token-garbage", "alice", "POST", "/hub/api/visa/instance-token", b"[1, 2]"),
+    ("contents-traversal", "alice", "GET", f"{USER}api/contents/..%2F..%2F..%2Fetc%2Fpasswd", None),
+    ("dask-dashboard-huge-port", "alice", "GET", f"{USER}visa-dask/{'9' * 300}/status", None),
+    ("application-traversal", "alice", "GET", f"{USER}visa/api/desktop/applications/..%2F..%2Fetc/icon", None),
+    ("keyboard-not-json", "alice", "PUT", f"{USER}visa/api/desktop/keyboard", b"\xff\xfe"),
+    ("apps-launch-args-not-strings", "alice", "POST", f"{USER}visa/api/apps/launch", {"ref": "x@1", "args": [1]}),
     ("instance-token-wrong-code", "alice", "POST", "/hub/api/visa/instance-token",
      {"user": "alice", "server_name": SERVER, "code": "guess"}),
 ]
