@@ -219,6 +219,12 @@ ODD = [
     ("service-oversized", "alice", "POST", f"{SERVICE}api/instances/alice/{SERVER}/extend",
      b'{"hours": 1, "comment": "' + b"x" * (200 << 10) + b'"}'),
     ("instance-token-garbage", "alice", "POST", "/hub/api/visa/instance-token", b"[1, 2]"),
+    # server names reach job scripts, user_data and paths: JupyterHub must refuse odd ones before any spawner
+    ("server-name-newline", "bob", "POST", "/hub/api/users/bob/servers/x%0A%23SBATCH%20--uid=0",
+     {"experiment": EXPERIMENT}),
+    ("server-name-dotdot", "bob", "POST", "/hub/api/users/bob/servers/..", {"experiment": EXPERIMENT}),
+    ("server-name-unicode", "bob", "POST", "/hub/api/users/bob/servers/l%C3%B8ki", {"experiment": EXPERIMENT}),
+    ("server-name-shell", "bob", "POST", "/hub/api/users/bob/servers/%24(id)", {"experiment": EXPERIMENT}),
     ("contents-traversal", "alice", "GET", f"{USER}api/contents/..%2F..%2F..%2Fetc%2Fpasswd", None),
     ("dask-dashboard-huge-port", "alice", "GET", f"{USER}visa-dask/{'9' * 300}/status", None),
     ("application-traversal", "alice", "GET", f"{USER}visa/api/desktop/applications/..%2F..%2Fetc/icon", None),
