@@ -142,6 +142,16 @@ DOORS = [
     Door("service-expiry", "POST", f"{SERVICE}api/instances/alice/{SERVER}/expiry", "olga", 400,
          body={"expires_at": "2000-01-01T00:00:00+00:00"}),
     Door("service-decide", "POST", f"{SERVICE}api/requests/999999", "olga", 404, body={"decision": "accept"}),
+    # its sharing API (visa_hub.sessions.sharing_handlers)
+    Door("service-shares", "GET", f"{SERVICE}api/instances/alice/{SERVER}/shares", "alice", 200, '"members"'),
+    Door("service-share", "POST", f"{SERVICE}api/instances/alice/{SERVER}/shares", "alice", None,
+         body={"user": "bob", "role": "collaborator"}),
+    Door("service-sharing-settings", "PUT", f"{SERVICE}api/instances/alice/{SERVER}/sharing-settings", "alice", 400,
+         body={"owner_away": "no-such-policy"}),
+    Door("service-support-requests", "GET", f"{SERVICE}api/instances/alice/{SERVER}/support-requests", "alice", 200,
+         '"requests"'),
+    Door("service-sharing-events", "POST", f"{SERVICE}api/instances/alice/{SERVER}/sharing-events", "alice", None,
+         body={"event": "join", "user": "bob"}),
     # alice's instance (visa_hub.singleuser)
     Door("session-api", "GET", f"{USER}visa/api/session", "alice", 200, EXPERIMENT),
     Door("lifetime", "GET", f"{USER}visa/api/lifetime", "alice", 200, "expires_at"),

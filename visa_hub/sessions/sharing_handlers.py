@@ -37,6 +37,8 @@ from .sharing_db import ShareRecord, SupportRequest
 
 
 class SharingHandler(BaseHandler):
+    server_tokens = True  # the instance forwards its sharing calls with its own token (checked per instance)
+
     @property
     def sharing(self) -> Sharing:
         return self.settings["sharing"]
@@ -159,6 +161,8 @@ class ShareCodesHandler(SharingHandler):
 
 
 class SharedWithMeHandler(SharingHandler):
+    server_tokens = False
+
     @web.authenticated
     async def get(self) -> None:
         rows = self.db.scalars(select(ShareRecord).where(ShareRecord.user == self.username,
@@ -179,6 +183,8 @@ class SharedWithMeHandler(SharingHandler):
 
 
 class SupportableHandler(SharingHandler):
+    server_tokens = False
+
     @web.authenticated
     async def get(self) -> None:
         self.write_json({"instances": await self.guarded(self.sharing.supportable(self.username))})
