@@ -228,6 +228,8 @@ ODD = [
     ("service-other-user-double-encoded", "alice", "GET", f"{SERVICE}api/instances/b%256Fb/loki", None),
     ("service-audit-bad-limit", "olga", "GET", f"{SERVICE}api/audit?limit=lots", None),
     ("service-request-huge-id", "olga", "POST", f"{SERVICE}api/requests/{'9' * 40}", {"decision": "accept"}),
+    ("service-support-decision-huge-id", "alice", "POST",
+     f"{SERVICE}api/instances/alice/{SERVER}/support-requests/{'9' * 40}", {"decision": "refuse"}),
     ("service-extend-not-json", "alice", "POST", f"{SERVICE}api/instances/alice/{SERVER}/extend", b"{not json"),
     ("service-extend-infinite", "alice", "POST", f"{SERVICE}api/instances/alice/{SERVER}/extend",
      b'{"hours": Infinity}'),

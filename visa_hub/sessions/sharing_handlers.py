@@ -111,7 +111,7 @@ class SupportDecisionHandler(SharingHandler):
     @web.authenticated
     async def post(self, owner: str, server: str, request_id: str) -> None:
         owner, server = await self.owner_only(owner, server)
-        request = self.db.get(SupportRequest, int(request_id))
+        request = self.db.get(SupportRequest, int(request_id)) if len(request_id) < 16 else None
         if request is None or (request.owner, request.server_name) != (owner, server):
             raise web.HTTPError(404, f"No support request {request_id} for this instance.")
         decided = await self.guarded(self.sharing.decide(request, str(self.body().get("decision") or ""),
