@@ -7,4 +7,4 @@ scripts/install.sh test
 echo "==> ruff"
 .venv/bin/ruff check .
 echo "==> pytest"
-exec .venv/bin/python -m pytest -p no:cacheprovider "$@"
+exec .venv/bin/python -m pytest -p no:cacheprovider --durations=25 "$@"
