@@ -22,6 +22,7 @@ from tornado import web
 from traitlets import Bool, default
 from traitlets.config import LoggingConfigurable
 
+from visa_hub import metrics
 from visa_hub.people import ADMIN, Person, hub_groups
 from visa_hub.policy import may_use_service, refusal_reason
 from visa_hub.site import VisaSite
@@ -149,6 +150,7 @@ class UserOfficeAuthorizationMixin(LoggingConfigurable):
         except web.HTTPError as exc:
             reason = getattr(exc, "jupyterhub_message", None) or "refused"
             self.log.warning("Spawn of %s refused before start: %s", user.name, reason)
+            metrics.spawn_failed(spawner, "useroffice" if exc.status_code == 503 else "membership")
             if exc.status_code == 503:
                 raise refusal(503, "No instance was started: the User Office cannot be reached, so we cannot "
                                    "check that you are still a member of your experiment. Please try again in "

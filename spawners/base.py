@@ -21,6 +21,7 @@ from tornado import web
 from traitlets import default
 from traitlets.config import LoggingConfigurable
 
+from visa_hub import metrics
 from visa_hub.instances import LAST_STATE_KEY, STATE_KEY, instance_name, running_instances, taken_names
 from visa_hub.jupyter_defaults import jupyter_config_path
 from visa_hub.people import Person
@@ -187,7 +188,7 @@ class VisaSpawnerMixin(LoggingConfigurable):
                 raise PolicyError(conflict)
         except PolicyError as exc:
             self.log.info("Spawn of %s refused by policy: %s", self._log_name, exc.message)
-            raise policy_refusal(exc) from None
+            raise metrics.counted(policy_refusal(exc), self, "policy") from None
         self.log.info(
             "Session plan for %s: experiment %s on %s, flavour %s, image %s, %g h",
             self._log_name, plan.experiment.code, plan.instrument.name, plan.flavour.name, plan.image.name,

@@ -16,6 +16,8 @@ from jupyterhub.spawner import SimpleLocalProcessSpawner
 from jupyterhub.utils import url_escape_path
 from traitlets import Unicode, default
 
+from visa_hub.metrics import timed_spawn
+
 from .base import ThisMachineSingleuser, VisaSpawnerMixin
 
 
@@ -34,6 +36,7 @@ class LocalSpawner(VisaSpawnerMixin, ThisMachineSingleuser, SimpleLocalProcessSp
         safe_name = url_escape_path(self.user.name).replace("/", "%2F")
         return str((Path(self.data_dir) / "homes" / safe_name).resolve())
 
+    @timed_spawn
     async def start(self):
         plan = await self.prepare_session()
         home = Path(self.home_dir)

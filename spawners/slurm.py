@@ -50,6 +50,7 @@ try:
 except ImportError:  # JupyterHub 5
     SpawnException = None  # type: ignore[assignment,misc]
 
+from visa_hub import metrics
 from visa_hub.dask.reasons import NEVER_STARTS, explain_reason
 from visa_hub.slurm import account_name
 
@@ -384,6 +385,7 @@ class SlurmSpawner(VisaSpawnerMixin, BatchSlurmSpawner):
                         f"{explain_reason(reason)}. Choose a shorter lifetime or a smaller flavour, or contact "
                         "support.")
             elif status == JobStatus.RUNNING:
+                metrics.slurm_job_running(self)
                 self._progress(60, f"Slurm job {job_id} is running on {self.state_gethost()}; starting JupyterLab")
             else:
                 raise _spawn_error(
@@ -404,6 +406,7 @@ class SlurmSpawner(VisaSpawnerMixin, BatchSlurmSpawner):
             self.log.warning("Could not cancel Slurm job %s of %s: %s", self.job_id, self._log_name, exc)
 
     # -- lifecycle ---------------------------------------------------------------------------------
+    @metrics.timed_spawn
     async def start(self):
         plan = await self.prepare_session()
         self.apply_plan()
@@ -439,6 +442,7 @@ class SlurmSpawner(VisaSpawnerMixin, BatchSlurmSpawner):
             for task in (started, watcher):
                 if task is not None and not task.done():
                     task.cancel()
+        metrics.slurm_job_running(self)
         self._progress(80, f"JupyterLab is up in Slurm job {self.job_id} on {ip}; connecting")
         return ip, port
 
@@ -470,4 +474,5 @@ def _spawn_error(message: str, reason: str = "slurm") -> web.HTTPError:
     else:
         error = web.HTTPError(503, "%s", message)
     error.jupyterhub_message = message  # type: ignore[attr-defined]
+    error.metrics_reason = reason  # type: ignore[attr-defined]
     return error

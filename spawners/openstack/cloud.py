@@ -19,6 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from visa_hub.metrics import observe_cloud_call
+
 from .errors import is_transient
 
 T = TypeVar("T")
@@ -72,8 +74,8 @@ class CloudWorker:
         """``func(connection, *args)`` on this worker's thread."""
         self.busy += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(
-                self._executor, lambda: func(self._connection(), *args))
+            return await observe_cloud_call(getattr(func, "__name__", "call"), asyncio.get_running_loop(
+                ).run_in_executor(self._executor, lambda: func(self._connection(), *args)))
         finally:
             self.busy -= 1
 

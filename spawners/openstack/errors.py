@@ -17,6 +17,8 @@ from openstack import exceptions as sdk_exceptions
 class InstanceError(Exception):
     """A spawn or stop that failed for a reason the user should read; ``str()`` is that reason."""
 
+    metrics_reason = "cloud_fault"  # the label of visa_spawn_failures_total (visa_hub.metrics)
+
     def __init__(self, message: str, *, detail: str = ""):
         super().__init__(message)
         self.jupyterhub_message = message
@@ -26,9 +28,13 @@ class InstanceError(Exception):
 class CloudUnavailable(InstanceError):
     """The cloud API kept failing (5xx, timeouts) after the bounded retries."""
 
+    metrics_reason = "cloud_unavailable"
+
 
 class NoCapacity(InstanceError):
     """Quota exhausted: retrying would not help, so it never is."""
+
+    metrics_reason = "quota"
 
 
 def status_code(exc: BaseException) -> int | None:

@@ -93,7 +93,7 @@ class ServerPoller:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    def _list(self, conn: Any) -> list[ServerView]:
+    def _list_servers(self, conn: Any) -> list[ServerView]:
         return [ServerView.from_sdk(s, self.network) for s in conn.compute.servers(details=True, tags=self.tag)]
 
     async def cycle(self) -> None:
@@ -101,7 +101,7 @@ class ServerPoller:
         started = time.monotonic()
         try:
             # no retries here: the next cycle is the retry, and a stale snapshot is safe to read meanwhile
-            servers = await self.cloud.call("listing the hub's servers", self._list, poll=True, retries=0)
+            servers = await self.cloud.call("listing the hub's servers", self._list_servers, poll=True, retries=0)
         except Exception as exc:
             self.failures += 1
             self.snapshot.stale = True

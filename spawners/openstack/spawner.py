@@ -28,6 +28,7 @@ from jupyterhub.utils import maybe_future
 from traitlets import Bool, Callable, Dict, Float, Integer, List, TraitError, Tuple, Unicode, default, validate
 
 from visa_hub.instances import instance_name, session_summary
+from visa_hub.metrics import timed_spawn
 
 from ..base import VisaSpawnerMixin
 from ..bootstrap import BootstrapCodes
@@ -307,6 +308,7 @@ class OpenStackSpawner(VisaSpawnerMixin, BootstrapCodes, Spawner):
         server = f"visa-{user}{'-' + self.name if self.name else ''}-{code}-{spawn_id}"
         return server[:255], spawn_id
 
+    @timed_spawn
     async def start(self) -> str:
         plan = await self.prepare_session()
         fleet = self.fleet

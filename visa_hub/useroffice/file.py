@@ -12,6 +12,7 @@ from pathlib import Path
 
 from traitlets import Unicode
 
+from .. import metrics
 from ..people import EXPERIMENT_ROLES, LOCAL_CONTACT, SITE_ROLES, Experiment, Person
 from ..sitedata import Node, load_yaml
 from . import IdentityConflict, UserOffice, may_match
@@ -132,6 +133,7 @@ class FileUserOffice(UserOffice):
         people, _ = self._load()
         for person in people.values():
             if subject and person.subject == subject:
+                metrics.useroffice_lookup("file", "fresh")
                 return person
         found = next((p for p in people.values() if email and p.email.casefold() == email.casefold()), None)
         if found is None and username:
@@ -139,6 +141,7 @@ class FileUserOffice(UserOffice):
         if found is not None and not may_match(found.subject, subject):
             raise IdentityConflict(f"{found.username} in {self.path or 'the demo User Office'} has another "
                                    "OIDC subject than this login")
+        metrics.useroffice_lookup("file", "fresh" if found else "unknown")
         return found
 
     async def site_experiments(self) -> list[Experiment]:

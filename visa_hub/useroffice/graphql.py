@@ -28,6 +28,7 @@ from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.simple_httpclient import SimpleAsyncHTTPClient
 from traitlets import Bool, Dict, Float, Instance, Int, Unicode, default
 
+from .. import metrics
 from ..people import Experiment, Person
 from . import IdentityConflict, UserOffice, UserOfficeUnavailable, may_match
 from .cache import UserOfficeCache
@@ -140,6 +141,16 @@ class GraphQLUserOffice(UserOffice):
 
     async def query(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
         """POST one GraphQL query; its ``data``. Raises UserOfficeUnavailable with a reason for operators."""
+        began = time.monotonic()
+        try:
+            data = await self._query(query, variables)
+        except UserOfficeUnavailable:
+            metrics.useroffice_reachable("graphql", False, time.monotonic() - began)
+            raise
+        metrics.useroffice_reachable("graphql", True, time.monotonic() - began)
+        return data
+
+    async def _query(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
         if not self.url:
             raise UserOfficeUnavailable("GraphQLUserOffice.url is not configured")
         request = HTTPRequest(
@@ -260,10 +271,13 @@ class GraphQLUserOffice(UserOffice):
         cached = self.cache.find_user(subject=subject, email=email)
         now = time.monotonic()
         if cached and self.cache.is_fresh(cached, now, self.cache_ttl):
+            metrics.useroffice_lookup("graphql", "cached")
             return self._person(username, cached.user)
         try:
             user = await self._fetch_user(subject, email)
         except UserOfficeUnavailable as exc:
+            metrics.useroffice_lookup("graphql", "stale_cache" if self.cache.find_user(subject=subject, email=email)
+                                      else "unavailable")
             cached = self.cache.find_user(subject=subject, email=email)  # events may have changed it meanwhile
             if cached is None:
                 owner = self.cache.email_owner(email)
@@ -277,6 +291,7 @@ class GraphQLUserOffice(UserOffice):
             self.log.warning("User Office unavailable (%s): using what it said about %s %.0f s ago",
                              exc, username or subject, now - cached.fetched_at)
             return self._person(username, cached.user)
+        metrics.useroffice_lookup("graphql", "fresh" if user else "unknown")
         return self._person(username, user) if user else None
 
     async def _fetch_all_proposals(self) -> list[ProposalRecord]:
