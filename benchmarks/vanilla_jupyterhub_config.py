@@ -25,3 +25,13 @@ c.SimpleLocalProcessSpawner.home_dir_template = str(data_dir / "homes" / "{usern
 c.Spawner.cmd = [str(Path(sys.executable).with_name("jupyterhub-singleuser"))]
 c.Spawner.args = ["--allow-root"] if os.geteuid() == 0 else []
 c.Spawner.default_url = "/lab"
+
+# the load benchmark (hub_load.py): the same stand-in instances and API settings as visa-hub's bench config
+if os.environ.get("VISA_BENCH_SINGLEUSER_CMD"):
+    import json
+
+    c.Spawner.cmd = json.loads(os.environ["VISA_BENCH_SINGLEUSER_CMD"])
+    c.Spawner.args = []
+    c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 0, "slow_stop_timeout": 0}
+if os.environ.get("VISA_DB_URL"):
+    c.JupyterHub.db_url = os.environ["VISA_DB_URL"]
