@@ -38,6 +38,7 @@ DOCUMENTED = [
     ("visa_hub.sessions.sharing:Sharing", ["visa_hub.sessions.sharing:Sharing"]),
     ("visa_hub.singleuser.sharing.config:VisaSharing", ["visa_hub.singleuser.sharing.config:VisaSharing"]),
     ("visa_hub.singleuser.expiry:VisaExpiry", ["visa_hub.singleuser.expiry:VisaExpiry"]),
+    ("visa_hub.ops.config:OperatorConsole", ["visa_hub.ops.config:OperatorConsole"]),
 ]
 
 

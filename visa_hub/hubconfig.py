@@ -130,6 +130,7 @@ def configure(c: Any, env: Mapping[str, str] | None = None) -> Path:
     _configure_apps(c, env, data_dir)
     _configure_sessions(c, data_dir, env)
     _configure_sharing(c, env)
+    _configure_operations(c)
     return data_dir
 
 
@@ -139,6 +140,13 @@ def _configure_openstack_shares(c: Any, env: Mapping[str, str]) -> None:
         c.OpenStackSpawner.home_source = env["VISA_OPENSTACK_HOME_SOURCE"]
     if env.get("VISA_OPENSTACK_DATA_SOURCE"):
         c.OpenStackSpawner.experiment_data_source = env["VISA_OPENSTACK_DATA_SOURCE"]
+
+
+def _configure_operations(c: Any) -> None:
+    """The operator console, the support role and visa-hub's metrics (visa_hub.ops)."""
+    from .ops import configure_operations
+
+    configure_operations(c)
 
 
 def _configure_hub_pages(c: Any) -> None:

@@ -283,12 +283,20 @@ class HubStateCollector(Collector):
     def __init__(self, app: Callable[[], Any] | None = None):
         self._app = app or _running_hub
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        """The families without values (what the registry asks at registration, before the hub runs)."""
+        yield from self._families()
+
+    def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
         instances = GaugeMetricFamily(
             "visa_instances", "Instances the hub knows, by state (running, starting, stopping), backend, experiment "
             "and instrument", labels=["state", "backend", "experiment", "instrument"])
         shares = GaugeMetricFamily("visa_active_shares", "Instances shared with people or groups (JupyterHub "
                                    "shares not expired), by kind (user, group)", labels=["kind"])
+        return instances, shares
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        instances, shares = self._families()
         app = self._app()
         if app is not None:
             counts: dict[tuple[str, str, str, str], int] = {}
@@ -329,8 +337,10 @@ def _running_hub() -> Any:
         return None
     if not JupyterHub.initialized():
         return None
+    # read the values only once the hub has made them (their defaults need the running hub)
+    values = getattr(JupyterHub.instance(), "_trait_values", {})
     app = JupyterHub.instance()
-    return app if getattr(app, "users", None) is not None and getattr(app, "db", None) is not None else None
+    return app if values.get("users") is not None and values.get("db") is not None else None
 
 
 _collector: HubStateCollector | None = None

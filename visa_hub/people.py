@@ -102,8 +102,15 @@ class Person:
         )
 
 
+#: The hub group of people with the site role ``support`` (the operator console's read-only role is given to it).
+SUPPORT_GROUP = "visa-support"
+
+
 def hub_groups(person: Person) -> list[str]:
-    """JupyterHub groups for a person: ``proposal:<code>`` and ``instrument:<name>`` per experiment."""
+    """JupyterHub groups for a person: ``proposal:<code>`` and ``instrument:<name>`` per experiment, and
+    :data:`SUPPORT_GROUP` for support staff."""
     groups = {f"proposal:{e.code}" for e in person.experiments}
     groups |= {f"instrument:{e.instrument}" for e in person.experiments}
+    if SUPPORT in person.roles:
+        groups.add(SUPPORT_GROUP)
     return sorted(groups)
