@@ -11,9 +11,12 @@ import asyncio
 import json
 import logging
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from visa_hub.ops import status as ops_status
 
 from . import reaper
 from .cloud import Cloud, CloudSettings
@@ -70,6 +73,8 @@ class Fleet:
                                    settings.poll_fast_interval, log, after_cycle=self.reaper.after_cycle)
         self._ids: dict[tuple[str, str], str] = {}  # (kind, name) -> cloud id: flavours, images, networks
         self._locks: dict[str, asyncio.Lock] = {}
+        self._limits: tuple[float, list[dict[str, Any]]] | None = None  # (when read, quota use)
+        ops_status.register(f"openstack:{settings.hub_id}", self.operator_status)
 
     def lock(self, key: str) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
@@ -146,7 +151,30 @@ class Fleet:
     async def delete_floating_ip(self, fip_id: str) -> None:
         await self.cloud.call(f"deleting floating IP {fip_id}", reaper.delete_floating_ip, fip_id)
 
+    async def operator_status(self, limits_max_age: float = 60.0) -> dict[str, Any]:
+        """The operator console's view: is the cloud answering, and how much of the project's quota is used
+        (Nova's limits, read at most once per ``limits_max_age`` seconds)."""
+        snapshot, failures = self.poller.snapshot, self.poller.failures
+        name = f"OpenStack ({self.settings.cloud.cloud_name or 'cloud'}, hub id {self.settings.hub_id})"
+        if snapshot.cycle == 0:
+            reachable, detail = (False if failures else None), "no successful server list yet"
+        else:
+            reachable = not snapshot.stale
+            age = time.monotonic() - snapshot.taken_at
+            detail = (f"{len(snapshot.servers)} servers of this hub, listed {age:.0f} s ago" if reachable else
+                      f"the last {failures} server lists failed; last success {age:.0f} s ago")
+        if self._limits is None or time.monotonic() - self._limits[0] > limits_max_age:
+            try:
+                self._limits = (time.monotonic(), await self.cloud.call("reading the project's limits", _limits,
+                                                                        retries=0))
+            except Exception as exc:  # noqa: BLE001  (shown to the operator)
+                reachable = False
+                detail += f"; reading the quota failed: {exc}"
+        return {"name": name, "kind": "openstack", "reachable": reachable, "detail": detail,
+                "quota": self._limits[1] if self._limits else []}
+
     async def close(self) -> None:
+        ops_status.unregister(f"openstack:{self.settings.hub_id}")
         await self.poller.stop()
         self.cloud.close()
 
@@ -164,6 +192,16 @@ def fleet_for(settings: FleetSettings, log: logging.Logger) -> Fleet:
 
 
 # -------------------------------------------------------------------- the calls (run on worker threads)
+
+
+def _limits(conn: Any) -> list[dict[str, Any]]:
+    """The project's compute quota use (Nova's absolute limits); a limit of -1 is unlimited (``None``)."""
+    absolute = conn.compute.get_limits().absolute
+    rows = [("instances", absolute.instances_used, absolute.instances),
+            ("cores", absolute.total_cores_used, absolute.total_cores),
+            ("RAM MB", absolute.total_ram_used, absolute.total_ram)]
+    return [{"resource": name, "used": used or 0, "limit": None if limit is None or limit < 0 else limit}
+            for name, used, limit in rows]
 
 
 def _find(conn: Any, kind: str, name: str) -> str | None:
