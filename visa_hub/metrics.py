@@ -337,10 +337,10 @@ def _running_hub() -> Any:
         return None
     if not JupyterHub.initialized():
         return None
-    # read the values only once the hub has made them (their defaults need the running hub)
-    values = getattr(JupyterHub.instance(), "_trait_values", {})
     app = JupyterHub.instance()
-    return app if values.get("users") is not None and values.get("db") is not None else None
+    # only once the hub has made its users (the trait's default needs the running hub)
+    ready = getattr(app, "_trait_values", {}).get("users") is not None and getattr(app, "db", None) is not None
+    return app if ready else None
 
 
 _collector: HubStateCollector | None = None

@@ -148,6 +148,12 @@ class Fleet:
         return await self.cloud.call(f"adding a floating IP to {server_id}", _create_floating_ip,
                                      self.settings.floating_ip_network, server_id, description, retries=0)
 
+    async def ensure_floating_ip(self, server_id: str, instance: str) -> tuple[str, str]:
+        """The server's floating IP (one taken before a hub restart is found again by its port), else a new one."""
+        description = floating_ip_description(self.settings.hub_id, instance)
+        return await self.cloud.call(f"finding or adding the floating IP of {server_id}", _ensure_floating_ip,
+                                     self.settings.floating_ip_network, server_id, description, retries=0)
+
     async def delete_floating_ip(self, fip_id: str) -> None:
         await self.cloud.call(f"deleting floating IP {fip_id}", reaper.delete_floating_ip, fip_id)
 
@@ -281,6 +287,13 @@ def _delete_ports(conn: Any, server_id: str) -> int:
     for port in ports:
         conn.network.delete_port(port, ignore_missing=True)
     return len(ports)
+
+
+def _ensure_floating_ip(conn: Any, network: str, server_id: str, description: str) -> tuple[str, str]:
+    for port in conn.network.ports(device_id=server_id):
+        for fip in conn.network.ips(port_id=port.id):
+            return fip.id, fip.floating_ip_address
+    return _create_floating_ip(conn, network, server_id, description)
 
 
 def _create_floating_ip(conn: Any, network: str, server_id: str, description: str) -> tuple[str, str]:

@@ -695,6 +695,14 @@ class OpenStackSpawner(VisaSpawnerMixin, BootstrapCodes, Spawner):
                 break
         if not self.instance_ip:
             return await super().get_url()
+        if fleet.settings.floating_ip_network and self.server_id and not self.floating_ip_id:
+            # re-attached after a restart mid-spawn: the floating IP the spawn would have added (or had added)
+            try:
+                self.floating_ip_id, address = await fleet.ensure_floating_ip(self.server_id, self._instance_id)
+                self._record_state()
+                self.log.info("Floating IP %s for re-attached %s (%s)", address, self._log_name, self.server_id)
+            except Exception as exc:  # noqa: BLE001  (the hub reaches it on its fixed IP all the same)
+                self.log.warning("Could not give re-attached %s a floating IP: %s", self._log_name, exc)
         return f"http://{self.instance_ip}:{self.lab_port}"
 
     async def stop(self, now: bool = False) -> None:

@@ -20,4 +20,4 @@ for name, value in json.loads(os.environ.get("VISA_TEST_OPENSTACK", "{}")).items
 if os.environ.get("VISA_TEST_SERVICE_TOKEN"):
     c.JupyterHub.services = [{"name": "openstack-test", "api_token": os.environ["VISA_TEST_SERVICE_TOKEN"]}]
     c.JupyterHub.load_roles = [{"name": "openstack-test", "services": ["openstack-test"],
-                                "scopes": ["admin:users", "admin:servers", "admin:server_state"]}]
+                                "scopes": ["admin:users", "admin:servers", "admin:server_state", "read:metrics"]}]
