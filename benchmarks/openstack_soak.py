@@ -144,6 +144,12 @@ class Person:
                     raise
                 time.sleep(1)
                 continue
+            if response.status_code in (502, 503) and "json" not in response.headers.get("content-type", ""):
+                # the proxy, while the hub restarts (the hub's own 503s are JSON with a message)
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the hub did not come back: {response.status_code}")
+                time.sleep(1)
+                continue
             if response.status_code >= 500 and response.status_code != 503:
                 self.soak.server_errors.append(f"{self.name}: {response.status_code} {response.request.url}: "
                                                f"{response.text[:200]}")
@@ -169,8 +175,11 @@ class Person:
     def one_spawn(self) -> None:
         response = self.call(self.session.http.post, f"/hub/api/users/{self.name}/server",
                              json={"experiment": EXPERIMENT, "flavour": "small"}, headers=self.session._hub_xsrf())
-        if response.status_code == 400 and "pending" in response.text:  # a restart left it starting: wait
-            pass
+        if response.status_code == 400 and ("pending" in response.text or "already running" in response.text):
+            pass  # the request went through just before a restart and its answer was lost: follow that spawn
+        elif response.status_code == 503:  # failed before the hub's slow_spawn_timeout: the message is the answer
+            self.record_failure(response.json().get("message", ""))
+            return
         elif response.status_code not in (201, 202):
             self.record_failure(f"spawn request answered {response.status_code}: {response.text[:200]}")
             return
@@ -282,8 +291,15 @@ def run_soak(tmp: Path, spawns: int, people: int, seed: int = 15, chaos_every: f
 
 
 def hub_500s(hub_log: str) -> list[str]:
-    """Requests the hub answered with 500 (JupyterHub's request log: ``[E ... log:192] 500 GET /hub/...``)."""
-    return [line for line in hub_log.splitlines() if re.search(r"\] 500 (GET|POST|DELETE|PUT|PATCH) ", line)]
+    """Requests the hub answered with 500 (JupyterHub's request log: ``[E ... log:192] 500 GET /hub/...``), each
+    with the last error logged before it."""
+    found, last_error = [], ""
+    for line in hub_log.splitlines():
+        if re.search(r"\] 500 (GET|POST|DELETE|PUT|PATCH) ", line):
+            found.append(f"{line} (after: {last_error})")
+        elif line.startswith("[E ") or re.match(r"\s*\w+(Error|Exception):", line):
+            last_error = line.strip()[:300]
+    return found
 
 
 def report(soak: Soak, found: dict[str, list[str]], hub_log: str) -> str:
@@ -296,6 +312,7 @@ def report(soak: Soak, found: dict[str, list[str]], hub_log: str) -> str:
     lines.append(f"not understandable: {len(soak.not_understandable)}; 500 answers: {len(soak.server_errors)}; "
                  f"wrong or unreachable instance: {len(soak.wrong_instance)}; 500s in the hub log: "
                  f"{len(hub_500s(hub_log))}")
+    lines += [f"  hub: {line[:200]}" for line in hub_500s(hub_log)[:5]]
     lines.append(f"leaked at the end: { {k: len(v) for k, v in found.items()} }")
     for kind, items in found.items():
         lines += [f"  {kind}: {item}" for item in items[:10]]

@@ -12,17 +12,25 @@ import re
 
 from keystoneauth1 import exceptions as ksa_exceptions
 from openstack import exceptions as sdk_exceptions
+from tornado import web
 
 
-class InstanceError(Exception):
-    """A spawn or stop that failed for a reason the user should read; ``str()`` is that reason."""
+class InstanceError(web.HTTPError):
+    """A spawn or stop that failed for a reason the user should read; ``str()`` is that reason.
+
+    An HTTP 503 (the service cannot give this instance now), so that a spawn request that fails before the
+    hub's ``slow_spawn_timeout`` answers 503 with the message, not a bare 500.
+    """
 
     metrics_reason = "cloud_fault"  # the label of visa_spawn_failures_total (visa_hub.metrics)
 
     def __init__(self, message: str, *, detail: str = ""):
-        super().__init__(message)
+        super().__init__(503, "%s", message)
         self.jupyterhub_message = message
         self.detail = detail  # the cloud's own words, for the hub log
+
+    def __str__(self) -> str:
+        return self.jupyterhub_message
 
 
 class CloudUnavailable(InstanceError):

@@ -37,6 +37,8 @@ def test_scale_soak_100_spawns_with_faults_and_restarts_leaks_nothing(cloud, tmp
     soak_module = soak_driver()
     soak, found, hub_log = soak_module.run_soak(tmp_path / "soak", spawns=100, people=10, seed=15)
     print(soak_module.report(soak, found, hub_log))
+    (REPO / "build").mkdir(exist_ok=True)
+    (REPO / "build" / "scale-soak-hub.log").write_text(hub_log)  # kept for a look after a failure
     assert soak.asked == 100 and len(soak.restarts) == 2
     assert not any(found.values()), found  # zero leaked servers, ports, floating IPs, volumes, VM processes
     assert soak.not_understandable == []
