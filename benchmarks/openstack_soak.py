@@ -290,13 +290,20 @@ def run_soak(tmp: Path, spawns: int, people: int, seed: int = 15, chaos_every: f
         cloud.thread.stop()
 
 
-def hub_500s(hub_log: str) -> list[str]:
+def hub_500s(hub_log: str, *, during_shutdown: bool = False) -> list[str]:
     """Requests the hub answered with 500 (JupyterHub's request log: ``[E ... log:192] 500 GET /hub/...``), each
-    with the last error logged before it."""
-    found, last_error = [], ""
+    with the last error logged before it. Those logged while a clean shutdown cancels the requests in flight
+    (between "Received signal SIGTERM" and the next "is now running") are listed only ``during_shutdown``: their
+    connections are gone, no person reads them."""
+    found, last_error, stopping = [], "", False
     for line in hub_log.splitlines():
+        if "Received signal SIGTERM" in line:
+            stopping = True
+        elif "JupyterHub is now running" in line:
+            stopping = False
         if re.search(r"\] 500 (GET|POST|DELETE|PUT|PATCH) ", line):
-            found.append(f"{line} (after: {last_error})")
+            if stopping == during_shutdown:
+                found.append(f"{line} (after: {last_error})")
         elif line.startswith("[E ") or re.match(r"\s*\w+(Error|Exception):", line):
             last_error = line.strip()[:300]
     return found
@@ -311,7 +318,8 @@ def report(soak: Soak, found: dict[str, list[str]], hub_log: str) -> str:
     lines += [f"  {n:4d} × {message}" for message, n in soak.failed.most_common()]
     lines.append(f"not understandable: {len(soak.not_understandable)}; 500 answers: {len(soak.server_errors)}; "
                  f"wrong or unreachable instance: {len(soak.wrong_instance)}; 500s in the hub log: "
-                 f"{len(hub_500s(hub_log))}")
+                 f"{len(hub_500s(hub_log))} (and {len(hub_500s(hub_log, during_shutdown=True))} logged for requests "
+                 "cut off by the clean shutdown)")
     lines += [f"  hub: {line[:200]}" for line in hub_500s(hub_log)[:5]]
     lines.append(f"leaked at the end: { {k: len(v) for k, v in found.items()} }")
     for kind, items in found.items():

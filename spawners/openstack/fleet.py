@@ -20,7 +20,7 @@ from visa_hub.ops import status as ops_status
 
 from . import reaper
 from .cloud import Cloud, CloudSettings
-from .errors import status_code
+from .errors import cloud_message, status_code
 from .poller import ServerPoller
 from .reaper import Reaper, floating_ip_description
 
@@ -37,6 +37,7 @@ class FleetSettings:
     reaper_grace: float = 300.0
     reaper_dry_run: bool = False
     floating_ip_network: str = ""
+    adopt_attempts: int = 10  # seconds to look for the server of a timed-out create that holds the volume
 
     @property
     def tag(self) -> str:
@@ -128,7 +129,18 @@ class Fleet:
                 self.log.info("Server %s was created despite the error; using it", spec["name"])
             return found
 
-        return await self.cloud.call(f"creating server {spec['name']}", _create_server, spec, on_retry=adopt)
+        try:
+            return await self.cloud.call(f"creating server {spec['name']}", _create_server, spec, on_retry=adopt)
+        except Exception as exc:
+            if not _volume_taken(exc):
+                raise
+            # a try that timed out went through after all and holds the home volume: its server is on its way
+            for _ in range(self.settings.adopt_attempts):
+                await asyncio.sleep(1.0)
+                found = await adopt(exc)
+                if found:
+                    return found
+            raise
 
     async def console_tail(self, server_id: str, lines: int = 40) -> str:
         """The last lines of a server's console (what its start-up script printed)."""
@@ -198,6 +210,11 @@ def fleet_for(settings: FleetSettings, log: logging.Logger) -> Fleet:
 
 
 # -------------------------------------------------------------------- the calls (run on worker threads)
+
+
+def _volume_taken(exc: BaseException) -> bool:
+    """Nova's 400 for a boot volume that is no longer 'available' (reserved or attached by another create)."""
+    return status_code(exc) == 400 and bool(re.search(r"[Vv]olume .*status must be 'available'", cloud_message(exc)))
 
 
 def _limits(conn: Any) -> list[dict[str, Any]]:
