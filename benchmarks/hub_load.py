@@ -90,6 +90,7 @@ class Results:
     reached: set[str] = field(default_factory=set)  # users whose own instance answered through the proxy
     wall: float = 0.0
     resources: dict[str, float] = field(default_factory=dict)
+    server_side: dict[str, float] = field(default_factory=dict)  # the hub's own request durations (quantiles)
 
     def record(self, step: str, seconds: float) -> None:
         self.latencies[step].append(seconds)
@@ -325,13 +326,45 @@ def running_hub(name: str, workdir: Path, names: list[str], db_url: str | None,
 def run_hub(name: str, workdir: Path, names: list[str], concurrency: int, think: float, timeout: float,
             use_postgres: bool = False, extra_env: dict[str, str] | None = None) -> Results:
     """Start one hub, drive every person through it, stop it; the results."""
+    extra_env = dict(extra_env or {})
+    token = extra_env.setdefault("VISA_BENCH_SERVICE_TOKEN", secrets.token_hex(16))
     with database(use_postgres) as db_url, running_hub(name, workdir, names, db_url, extra_env) as hub:
         sampler = ProcessSampler(hub.proc.pid)
         results = Results(name)
+        driver_cpu = time.process_time()
         with sampler.measure(results):
             measured = asyncio.run(drive(hub.url, name, names, concurrency, think, timeout))
-        measured.resources = results.resources
+        measured.resources = {**results.resources, "driver_cpu_s": time.process_time() - driver_cpu}
+        measured.server_side = server_side_latency(hub.url, token)
         return measured
+
+
+def server_side_latency(hub_url: str, token: str) -> dict[str, float]:
+    """p50/p95/p99 of the hub's own request durations (JupyterHub's histogram, progress streams left out):
+    what the hub took, without the time the requests waited for a CPU in the driver or the proxy."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = httpx.get(f"{hub_url}/hub/metrics", headers={"Authorization": f"token {token}"}, timeout=30)
+    if response.status_code != 200:
+        return {}
+    buckets: dict[float, float] = {}
+    for family in text_string_to_metric_families(response.text):
+        if family.name != "jupyterhub_request_duration_seconds":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_bucket") and "Progress" not in sample.labels.get("handler", "") \
+                    and "Metrics" not in sample.labels.get("handler", ""):
+                le = float(sample.labels["le"])
+                buckets[le] = buckets.get(le, 0.0) + sample.value
+    if not buckets or not buckets.get(float("inf")):
+        return {}
+    total = buckets[float("inf")]
+    bounds = sorted(buckets)
+
+    def quantile(q: float) -> float:  # the upper bound of the bucket holding the q-th request
+        return next(b for b in bounds if buckets[b] >= q * total)
+
+    return {"count": total, "p50": quantile(0.5), "p95": quantile(0.95), "p99": quantile(0.99)}
 
 
 # ------------------------------------------------------------------------------------------- report
@@ -355,6 +388,12 @@ def report(all_results: list[Results], users: int, concurrency: int) -> str:
                 lines.append(f"  {step:14s} {len(values):6d} {percentile(values, 50) * 1000:8.1f} "
                              f"{percentile(values, 95) * 1000:8.1f} {percentile(values, 99) * 1000:8.1f} "
                              f"{max(values) * 1000:8.1f}")
+        if results.server_side:
+            s = results.server_side
+            lines.append(f"  hub's own request durations ({s['count']:.0f} requests, bucket upper bounds): "
+                         f"p50 ≤ {s['p50'] * 1000:.0f} ms, p95 ≤ {s['p95'] * 1000:.0f} ms, "
+                         f"p99 ≤ {s['p99'] * 1000:.0f} ms; "
+                         f"the driver itself used {r.get('driver_cpu_s', 0):.0f} s of CPU")
         for error in results.errors[:10]:
             lines.append(f"  error: {error}")
         if len(results.errors) > 10:
@@ -370,6 +409,9 @@ def report(all_results: list[Results], users: int, concurrency: int) -> str:
                              f"p99 {_ratio(a, b, 99):5.2f}")
         lines.append(f"  hub CPU seconds {ours.resources['hub_cpu_s'] / max(base.resources['hub_cpu_s'], 1e-9):5.2f}  "
                      f"peak hub RSS {ours.resources['hub_rss_mb'] / max(base.resources['hub_rss_mb'], 1e-9):5.2f}")
+        if ours.server_side and base.server_side:
+            lines.append("  hub's own request durations (bucket bounds) " + "  ".join(
+                f"{q} {ours.server_side[q] / base.server_side[q]:5.2f}" for q in ("p50", "p95", "p99")))
         p99, ratio = percentile(ours.hub_api(), 99), _ratio(ours.hub_api(), base.hub_api(), 99)
         verdict = "met" if p99 < 1.0 and ratio <= 1.2 and not ours.errors else "NOT met"
         lines.append(f"goal (hub API p99 ≤ 1.2 × vanilla and < 1 s, zero errors): {verdict} "
@@ -400,7 +442,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="visa-load-") as tmp:
         for hub in args.hubs:
             results = run_hub(hub, Path(tmp), names, args.concurrency, args.think, args.timeout,
-                              use_postgres=args.postgres, extra_env={"VISA_BENCH_SERVICE_TOKEN": secrets.token_hex(16)})
+                              use_postgres=args.postgres)
             print(f"{hub}: done in {results.wall:.1f} s, load average {load_average()}", flush=True)
             all_results.append(results)
     print(report(all_results, args.users, args.concurrency))

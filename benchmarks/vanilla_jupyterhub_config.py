@@ -35,3 +35,6 @@ if os.environ.get("VISA_BENCH_SINGLEUSER_CMD"):
     c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 0, "slow_stop_timeout": 0}
 if os.environ.get("VISA_DB_URL"):
     c.JupyterHub.db_url = os.environ["VISA_DB_URL"]
+if os.environ.get("VISA_BENCH_SERVICE_TOKEN"):  # reads /hub/metrics after the run
+    c.JupyterHub.services = [{"name": "bench", "api_token": os.environ["VISA_BENCH_SERVICE_TOKEN"]}]
+    c.JupyterHub.load_roles = [{"name": "bench", "services": ["bench"], "scopes": ["read:metrics"]}]
