@@ -432,6 +432,8 @@ def main() -> None:
     parser.add_argument("--hubs", nargs="+", default=["visa-hub", "vanilla"], choices=sorted(CONFIGS))
     parser.add_argument("--postgres", action="store_true", help="each hub on its own PostgreSQL (else SQLite)")
     parser.add_argument("--seed", type=int, default=15)
+    parser.add_argument("--workdir", default=None,
+                        help="where the hubs' data (SQLite files) go; e.g. /dev/shm to take the disk out")
     args = parser.parse_args()
     random.seed(args.seed)
 
@@ -439,7 +441,7 @@ def main() -> None:
     print(f"load average at start: {load_average()} ({os.cpu_count()} cores); database: "
           f"{'PostgreSQL' if args.postgres else 'SQLite'}", flush=True)
     all_results = []
-    with tempfile.TemporaryDirectory(prefix="visa-load-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="visa-load-", dir=args.workdir) as tmp:
         for hub in args.hubs:
             results = run_hub(hub, Path(tmp), names, args.concurrency, args.think, args.timeout,
                               use_postgres=args.postgres)
