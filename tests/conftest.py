@@ -161,3 +161,26 @@ def hubs():
     yield started
     for hub in started:
         hub.stop()
+
+
+@pytest.fixture
+def inprocess_hub(tmp_path: Path):
+    """Factory: visa-hub's hub in this test process (JupyterHub's MockHub on its own thread, see
+    tests/inprocess_hub.py), for authenticator, spawner and hub-page behaviour; stopped afterwards with its
+    instances."""
+    from inprocess_hub import InProcessHub
+
+    started: list[InProcessHub] = []
+
+    def start(data_dir: Path | None = None, more_config=None, **env: str) -> InProcessHub:
+        if not (Path(HubProcess.config_file).parent / "node_modules/.bin/configurable-http-proxy").exists() \
+                and not shutil.which("configurable-http-proxy"):
+            missing_peer("configurable-http-proxy not installed (run `npm install`)")
+        hub = InProcessHub(data_dir or tmp_path / "data", extra_env=env, more_config=more_config)
+        started.append(hub)
+        return hub.start()
+
+    yield start
+    for hub in started:
+        hub.stop()
+        hub.kill_instances()

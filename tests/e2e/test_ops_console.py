@@ -1,18 +1,17 @@
 """In Chromium: the operator console lists every instance, filters them, and lets an admin — not support — stop one.
 
-A real visa-hub process with the demo's people: alice and bob run LoKI instances, carl (staff and support)
-runs an ODIN one; olga is the admin. Instances are the stand-in server (visa_hub.testing.standin_lab, via
-benchmarks/hub_load_config.py): the console is about the hub's bookkeeping, not about JupyterLab.
+visa-hub's hub (in this test process: tests/inprocess_hub.py) with the demo's people: alice and bob run LoKI
+instances, carl (staff and support) runs an ODIN one; olga is the admin. Instances are the stand-in server
+(visa_hub.testing.standin_lab): the console is about the hub's bookkeeping, not about JupyterLab.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 
 import pytest
 
-from hubtest import REPO, HubProcess, UserSession, wait_until
+from hubtest import HubProcess, UserSession, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -20,15 +19,15 @@ STANDIN = [sys.executable, "-m", "visa_hub.testing.standin_lab"]
 STARTS = {"alice": "LOKI-2026-042", "bob": "LOKI-2026-042", "carl": "ODIN-2026-007"}
 
 
+def standin_instances(c) -> None:
+    c.Spawner.cmd = STANDIN
+    c.Spawner.args = []
+
+
 @pytest.fixture
-def ops_hub(tmp_path):
-    hub = HubProcess(tmp_path / "data", config_file=REPO / "benchmarks" / "hub_load_config.py",
-                     extra_env={"VISA_BENCH_SINGLEUSER_CMD": json.dumps(STANDIN)})
-    try:
-        yield hub.start()
-    finally:
-        hub.stop()
-        hub.kill_instances()
+def ops_hub(inprocess_hub):
+    """visa-hub's hub in this test process (the console is about its pages, not its process)."""
+    return inprocess_hub(more_config=standin_instances)
 
 
 def log_in(page, hub: HubProcess, name: str) -> None:

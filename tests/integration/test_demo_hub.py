@@ -1,4 +1,9 @@
-"""End to end: the real `jupyterhub -f jupyterhub_config.py`, driven over HTTP like a browser would."""
+"""End to end: visa-hub's hub driven over HTTP like a browser would.
+
+Tests of the hub process itself (databases, restarts, its log) run the real `jupyterhub -f jupyterhub_config.py`;
+tests of what the authenticator and the spawner decide run the same configuration in this test process
+(``inprocess_hub``: pytest-jupyterhub's MockHub, see tests/inprocess_hub.py), which starts in half the time.
+"""
 
 from __future__ import annotations
 
@@ -106,8 +111,8 @@ def test_spawn_lab_stop_and_find_files_again(database, start_hub, session_factor
         assert not (hub.data_dir / "jupyterhub.sqlite").exists()
 
 
-def test_people_the_service_refuses_get_the_reason(start_hub, session_factory):
-    hub = start_hub()
+def test_people_the_service_refuses_get_the_reason(inprocess_hub, session_factory):
+    hub = inprocess_hub()  # authenticator and spawner behaviour: the hub in this process
     erik = session_factory(hub, "erik").login()
     assert erik.status_code == 403
     assert "not a member of any experiment in the User Office" in erik.text
@@ -123,8 +128,8 @@ def test_people_the_service_refuses_get_the_reason(start_hub, session_factory):
     assert wrong.status_code == 403 and "Invalid username or password" in wrong.text
 
 
-def test_the_server_refuses_what_the_form_should_not_offer(start_hub, session_factory):
-    hub = start_hub()
+def test_the_server_refuses_what_the_form_should_not_offer(inprocess_hub, session_factory):
+    hub = inprocess_hub()  # authenticator and spawner behaviour: the hub in this process
     bob = session_factory(hub, "bob")
     bob.login()
     refused = bob.submit_spawn_form(experiment="LOKI-2026-042", flavour="gpu-large", lifetime_hours="10")
@@ -153,8 +158,8 @@ def test_the_server_refuses_what_the_form_should_not_offer(start_hub, session_fa
     assert bob.server_model() == {}
 
 
-def test_groups_admin_and_staff_view(start_hub, session_factory):
-    hub = start_hub()
+def test_groups_admin_and_staff_view(inprocess_hub, session_factory):
+    hub = inprocess_hub()  # authenticator and spawner behaviour: the hub in this process
     session_factory(hub, "alice").login()
     olga = session_factory(hub, "olga")
     olga.login()
