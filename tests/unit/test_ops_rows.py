@@ -76,3 +76,16 @@ def test_ops_metrics_labels_of_spawns_and_failures():
     metrics.spawn_failed(spawner, "quota", error)
     metrics.spawn_failed(spawner, "quota", error)  # the same failure is counted once
     assert metrics.SPAWN_FAILURES.labels("openstack", "quota")._value.get() == before + 1
+
+
+def test_ops_metrics_slurm_queue_wait_once_per_job():
+    import time
+
+    job = SimpleNamespace(job_id="4242", _submitted_at=time.monotonic() - 30.0, req_partition="")
+    count = metrics.SLURM_QUEUE_WAIT.labels("default")._sum.get()
+    metrics.slurm_job_running(job)
+    metrics.slurm_job_running(job)  # seen running again at the next poll: not a second wait
+    waited = metrics.SLURM_QUEUE_WAIT.labels("default")._sum.get() - count
+    assert 29.0 < waited < 60.0
+    metrics.slurm_job_running(SimpleNamespace(job_id="4243", _submitted_at=float("-inf"), req_partition=""))
+    assert metrics.SLURM_QUEUE_WAIT.labels("default")._sum.get() - count == waited  # never submitted: nothing
