@@ -1,4 +1,4 @@
-"""Fifty people log in, start an instance, reach it through the proxy and stop it, ten at a time.
+"""Fifty people log in, start an instance, reach it through the proxy and stop it, 25 at a time.
 
 The load driver of ``benchmarks/hub_load.py`` against a real visa-hub process (demo login, the site's rules,
 local instances; the instances are the stand-in server of visa_hub.testing.standin_lab, so that 50 fit on a CI
@@ -35,8 +35,8 @@ def test_scale_50_people_each_reach_their_own_instance(tmp_path: Path):
         missing_peer("configurable-http-proxy not installed (run `npm install`)")
     hub_load = load_driver()
     names = hub_load.usernames(50)
-    results = hub_load.run_hub("visa-hub", tmp_path, names, concurrency=10, think=0.05, timeout=120)
-    print(hub_load.report([results], len(names), 10))
+    results = hub_load.run_hub("visa-hub", tmp_path, names, concurrency=25, think=0.05, timeout=120)
+    print(hub_load.report([results], len(names), 25))
     assert results.errors == []
     assert results.reached == set(names)  # each answered by the instance started for her, through the proxy
     assert len(results.latencies["spawn_ready"]) == len(results.latencies["stopped"]) == 50
