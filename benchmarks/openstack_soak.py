@@ -40,8 +40,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "tests" / "integration")]
 
 from hubtest import UserSession, wait_until  # noqa: E402
-from openstack_support import STANDIN, start_cloud, start_openstack_hub  # noqa: E402
-from scale_support import kill_hub, leaks  # noqa: E402
+from openstack_support import STANDIN, kill_hub, start_cloud, start_openstack_hub  # noqa: E402
+from scale_support import leaks  # noqa: E402
 
 EXPERIMENT = "LOKI-2026-042"
 CREATE, LIST = r"/compute/v2\.1/servers$", r"/compute/v2\.1/servers/detail$"
@@ -226,12 +226,19 @@ class Person:
 
 
 def run_soak(tmp: Path, spawns: int, people: int, seed: int = 15, chaos_every: float = 1.5,
-             log=print) -> tuple[Soak, dict[str, list[str]], Any]:
-    """The whole soak; returns what happened, the leaks found at the end, and the hub's log text."""
+             log=print, instance_env: Path | None = None) -> tuple[Soak, dict[str, list[str]], Any]:
+    """The whole soak; returns what happened, the leaks found at the end, and the hub's log text.
+
+    ``instance_env``: the provisioned instance environment the simulated VMs run the stand-in Lab from
+    (default: :func:`visa_hub.testing.instance_env.ensure_instance_env`)."""
+    if instance_env is None:
+        from visa_hub.testing.instance_env import ensure_instance_env
+
+        instance_env = ensure_instance_env()
     rng = random.Random(seed)
     soak = Soak()
     names = [f"soak{n:02d}" for n in range(1, people + 1)]
-    cloud = start_cloud(tmp, boot_delay=0.3)
+    cloud = start_cloud(tmp, boot_delay=0.3, instance_env=instance_env)
     hubs: list[Any] = []
     try:
         env = start_openstack_hub(hubs, cloud, tmp, users=names, cmd=STANDIN, args=[],

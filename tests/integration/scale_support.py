@@ -8,21 +8,12 @@ VM processes still running for deleted servers.
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from hubtest import UserSession
-
-
-def kill_hub(hub: Any) -> None:
-    """SIGKILL the hub and its proxy: no clean shutdown, nothing saved on the way out."""
-    os.killpg(hub.proc.pid, signal.SIGKILL)
-    hub.proc.wait()
-    hub.proc = None
 
 
 def leaks(cloud: Any, owned_server_ids: set[str]) -> dict[str, list[str]]:

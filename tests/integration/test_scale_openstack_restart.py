@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from hubtest import wait_until
-from openstack_support import STANDIN, Cloud, spawn_all, start_openstack_hub
-from scale_support import assert_no_leaks, kill_hub, log_in_all, wait_all_ready
+from openstack_support import STANDIN, Cloud, kill_hub, spawn_all, start_openstack_hub
+from scale_support import assert_no_leaks, log_in_all, wait_all_ready
 
 pytestmark = [
     pytest.mark.integration,

@@ -32,10 +32,10 @@ def soak_driver():
     return module
 
 
-def test_scale_soak_100_spawns_with_faults_and_restarts_leaks_nothing(cloud, tmp_path: Path):
-    # (the `cloud` fixture checks the simulator's requirements; the soak starts its own seeded cloud)
-    soak_module = soak_driver()
-    soak, found, hub_log = soak_module.run_soak(tmp_path / "soak", spawns=100, people=10, seed=15)
+def test_scale_soak_100_spawns_with_faults_and_restarts_leaks_nothing(instance_env: Path, tmp_path: Path):
+    soak_module = soak_driver()  # (it starts its own seeded cloud, its VMs holding the instance environment)
+    soak, found, hub_log = soak_module.run_soak(tmp_path / "soak", spawns=100, people=10, seed=15,
+                                                instance_env=instance_env)
     print(soak_module.report(soak, found, hub_log))
     (REPO / "build").mkdir(exist_ok=True)
     (REPO / "build" / "scale-soak-hub.log").write_text(hub_log)  # kept for a look after a failure
