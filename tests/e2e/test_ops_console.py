@@ -63,7 +63,8 @@ def test_ops_console_filters_and_stop_admin_only(ops_hub, browser, tmp_path):
     admin = browser.new_context(viewport={"width": 1400, "height": 900})
     page = admin.new_page()
     log_in(page, ops_hub, "olga")
-    page.goto(f"{ops_hub.url}/hub/visa/ops")
+    page.goto(f"{ops_hub.url}/services/visa-sessions/admin")  # the sessions service's admin page is this one
+    page.wait_for_url(f"{ops_hub.url}/hub/visa/ops")
     wait_rows(page, ["alice", "bob", "carl"])
     carl_row = page.locator("#visa-ops-instances tbody tr[data-owner=carl]")
     text = carl_row.inner_text()
@@ -86,6 +87,16 @@ def test_ops_console_filters_and_stop_admin_only(ops_hub, browser, tmp_path):
     wait_rows(page, ["bob"])
     page.click("#visa-ops-clear")
     wait_rows(page, ["alice", "bob", "carl"])
+
+    # lifetimes on the same page, from the sessions service: bob's expiry, extended by 24 hours
+    bob_row = page.locator("#visa-ops-instances tbody tr[data-owner=bob]")
+    wait_until(lambda: (page.reload(), bob_row.locator("button.visa-ops-extend").count())[1], 90,
+               "the sessions service to know bob's instance (one pass of its poll)", interval=3)
+    before = bob_row.locator(".visa-ops-expires").inner_text()
+    bob_row.locator("input.visa-ops-hours").fill("24")
+    bob_row.locator("button.visa-ops-extend").click()
+    wait_until(lambda: "now ends" in page.inner_text("#visa-ops-message"), 20, "the extension to be confirmed")
+    wait_until(lambda: bob_row.locator(".visa-ops-expires").inner_text() != before, 20, "the new expiry")
     page.screenshot(path=str(tmp_path / "ops-admin.png"))
 
     # stop: a first click arms the button, the second stops alice's instance
@@ -107,6 +118,8 @@ def test_ops_console_filters_and_stop_admin_only(ops_hub, browser, tmp_path):
     wait_rows(page, ["bob", "carl"])
     assert page.locator("#visa-ops-read-only").is_visible()
     assert page.locator("button.visa-ops-stop").count() == 0
+    assert page.locator("button.visa-ops-extend, button.visa-ops-shorten").count() == 0
+    assert page.locator("nav a.nav-link", has_text="Operations").count() == 1
     status = page.evaluate("""async () => (await fetch('/hub/api/users/bob/server',
         {method: 'DELETE', headers: {'X-XSRFToken': window.jhdata.xsrf_token}})).status""")
     assert status in (403, 404)
@@ -118,6 +131,7 @@ def test_ops_console_filters_and_stop_admin_only(ops_hub, browser, tmp_path):
     user = browser.new_context()
     page = user.new_page()
     log_in(page, ops_hub, "bob")
+    assert page.locator("nav a.nav-link", has_text="Operations").count() == 0
     response = page.goto(f"{ops_hub.url}/hub/visa/ops")
     assert response.status == 403
     assert "administrators and support staff" in page.inner_text("body")

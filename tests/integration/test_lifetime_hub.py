@@ -101,8 +101,8 @@ def test_lifetime_warning_mail_extension_request_expiry_and_relaunch(lifetime_hu
     wait_until(lambda: smtp.received("alice@example.org", "was refused"), 30, "the refusal e-mail")
 
     # the admin page lists it; the admin shortens it to 20 s from now: at expiry it stops and its process is gone
-    page = olga.http.get("/services/visa-sessions/admin")
-    assert page.status_code == 200 and "visa-admin-instances" in page.text
+    page = olga.http.get("/services/visa-sessions/admin")  # the operator console, one page for operators
+    assert page.status_code == 200 and page.url.path == "/hub/visa/ops" and "visa-ops-instances" in page.text
     everyone = admin.get("api/instances?all=1")["instances"]
     assert [(i["user"], i["experiment"], i["backend"]) for i in everyone] == [("alice", EXPERIMENT, "local")]
     assert service.get("api/instances?all=1")["instances"] == service.get("api/instances")["instances"]

@@ -1,7 +1,9 @@
 """Operations: the operator console (``{hub}/hub/visa/ops``), the support role, and the hub's metrics.
 
 - :mod:`.handlers` the console's page and JSON API; :mod:`.instances` its rows; :mod:`.status` the User Office
-  and backend status sources; :mod:`.config` its settings (:class:`~.config.OperatorConsole`).
+  and backend status sources; :mod:`.config` its settings (:class:`~.config.OperatorConsole`);
+  :mod:`.lifetimes` the sessions service's expiries, extensions and requests on the same page (the service's
+  own admin page sends operators here).
 - Support staff (site role ``support`` from Keycloak or the User Office) are in the hub group
   ``visa-support`` (:data:`visa_hub.people.SUPPORT_GROUP`), which holds the ``visa-support`` role: they see the
   console and every instance, and may not stop, start or enter anyone's instance.
@@ -15,7 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from ..people import SUPPORT_GROUP
-from .handlers import ROUTES
+from .handlers import ROUTES as PAGE_ROUTES
+from .lifetimes import ROUTES as LIFETIME_ROUTES
+
+ROUTES = [*PAGE_ROUTES, *LIFETIME_ROUTES]
 
 TEMPLATES = Path(__file__).parent / "templates"
 

@@ -76,6 +76,7 @@ class OpsPageHandler(OpsMixin, BaseHandler):
             can_stop=may_stop(self.parsed_scopes),
             instances_url=url_path_join(hub, "api/visa/ops/instances"),
             status_url=url_path_join(hub, "api/visa/ops/status"),
+            lifetimes_url=url_path_join(hub, "api/visa/ops/lifetimes/"),
             users_api_url=url_path_join(hub, "api/users"),
             filters={name: self.get_argument(name, "") for name in FILTERS},
             refresh_seconds=self.console.refresh_seconds,

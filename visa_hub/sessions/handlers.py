@@ -285,6 +285,15 @@ class PageHandler(BaseHandler):
         web.RequestHandler.write_error(self, status_code, **kwargs)
 
 
+class AdminConsoleHandler(BaseHandler):
+    """The administrators' page is the hub's operator console (``{hub}/hub/visa/ops``): one page for operators,
+    with this service's expiries, extensions and requests next to every instance (see visa_hub.ops.lifetimes)."""
+
+    @web.authenticated
+    async def get(self) -> None:
+        self.redirect(self.sessions.admin_url())
+
+
 class AdminCache:
     """Who is a hub admin (from the hub's API, cached for a minute)."""
 
@@ -317,6 +326,6 @@ def routes(prefix: str) -> list[tuple]:
         (prefix + r"api/requests/(\d+)", RequestHandler),
         (prefix + "api/audit", AuditHandler),
         (prefix + "api/last-options", LastOptionsHandler),
-        (prefix + "admin", PageHandler, {"template": "admin.html", "admin_only": True}),
+        (prefix + "admin", AdminConsoleHandler),
         (prefix + "?", PageHandler, {"template": "index.html"}),
     ]

@@ -110,7 +110,8 @@ class Sessions(LoggingConfigurable):
         return f"{self.public_url}/user/{quote(inst.user, safe='')}/{server}lab"
 
     def admin_url(self) -> str:
-        return f"{self.public_url}{self.service_prefix}admin"
+        """Where operators decide: the hub's operator console (visa_hub.ops), which shows this service's data."""
+        return self.hub_url("visa/ops")
 
     # ------------------------------------------------------------------ the periodic pass
     async def tick(self) -> None:
