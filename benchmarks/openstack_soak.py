@@ -175,16 +175,23 @@ class Person:
     def one_spawn(self) -> None:
         response = self.call(self.session.http.post, f"/hub/api/users/{self.name}/server",
                              json={"experiment": EXPERIMENT, "flavour": "small"}, headers=self.session._hub_xsrf())
-        if response.status_code == 400 and ("pending" in response.text or "already running" in response.text):
-            pass  # the request went through just before a restart and its answer was lost: follow that spawn
-        elif response.status_code == 503:  # failed before the hub's slow_spawn_timeout: the message is the answer
+        if response.status_code == 503:  # failed before the hub's slow_spawn_timeout: the message is the answer
             self.record_failure(response.json().get("message", ""))
             return
-        elif response.status_code not in (201, 202):
+        if response.status_code == 400 and "pending check" in response.text:
+            # right after a restart the hub re-checks the instance that a spawn in flight left (re-attached,
+            # booting): her page shows it busy, and she waits, as the driver does
+            self.settle(f"{self.name}'s instance to be re-checked after the restart")
+            messages = None
+        elif response.status_code in (201, 202) or (response.status_code == 400 and (
+                "pending" in response.text or "already running" in response.text)):
+            # (a 400 'pending'/'already running': the request went through before a restart and its answer was
+            # lost; follow that spawn)
+            messages = self.progress()
+        else:
             self.record_failure(f"spawn request answered {response.status_code}: {response.text[:200]}")
             return
-        messages = self.progress()
-        if messages is None:  # the stream broke in a restart: the hub knows what became of it
+        if messages is None:  # the stream broke in a restart, or there was none: the hub knows what became of it
             wait_until(lambda: (m := self.model()) == {} or m.get("ready") or None, 180,
                        f"{self.name}'s spawn to settle after a restart", interval=1)
             if not self.model():
@@ -218,7 +225,13 @@ class Person:
             if not understandable(message):
                 self.soak.not_understandable.append(message[:300])
 
+    def settle(self, what: str) -> None:
+        """Wait while the hub re-checks her instance after a restart (JupyterHub's pending 'check')."""
+        wait_until(lambda: self.model().get("pending") != "check", 300, what, interval=0.5)
+
     def stop(self) -> None:
+        # (JupyterHub answers a stop during its post-restart check with a 500: wait for the check, as her page does)
+        self.settle(f"{self.name}'s instance to be re-checked after the restart")
         if not self.model():
             return
         self.call(self.session.http.delete, f"/hub/api/users/{self.name}/server", headers=self.session._hub_xsrf())
