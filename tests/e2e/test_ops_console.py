@@ -35,7 +35,10 @@ def log_in(page, hub: HubProcess, name: str) -> None:
     page.fill("#username_input", name)
     page.fill("#password_input", "visa-demo")
     page.click("#login_submit")
-    page.wait_for_load_state()
+    # the home page asks the sessions service (shared with me) through its OAuth login: let that finish, as a
+    # person reading the page does, before opening another of the service's pages (two logins at once to the
+    # same service race for its OAuth state cookie)
+    page.wait_for_load_state("networkidle")
 
 
 def rows(page) -> list[str]:
