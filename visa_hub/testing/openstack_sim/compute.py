@@ -105,7 +105,7 @@ class Compute:
             self._to_error(server, 500, f"Build of instance {server.id} aborted: {exc.message}")
             return
         await asyncio.sleep(step)
-        if server.task_state == "deleting":
+        if server.deleted or server.task_state == "deleting":  # (a delete may have finished meanwhile)
             return
         server.task_state = "block_device_mapping"
         server.touch()
@@ -115,7 +115,7 @@ class Compute:
                 self.attach(server, volume, delete_on_termination=bdm["delete_on_termination"],
                             tag=bdm.get("tag"))
         await asyncio.sleep(step)
-        if server.task_state == "deleting":
+        if server.deleted or server.task_state == "deleting":
             return
         server.task_state, server.progress = "spawning", 0
         server.touch()
