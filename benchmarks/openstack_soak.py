@@ -340,7 +340,8 @@ def report(soak: Soak, found: dict[str, list[str]], hub_log: str) -> str:
                  f"wrong or unreachable instance: {len(soak.wrong_instance)}; 500s in the hub log: "
                  f"{len(hub_500s(hub_log))} (and {len(hub_500s(hub_log, during_shutdown=True))} logged for requests "
                  "cut off by the clean shutdown)")
-    lines += [f"  hub: {line[:200]}" for line in hub_500s(hub_log)[:5]]
+    lines += [f"  hub: {line[:300]}" for line in hub_500s(hub_log)[:5]]
+    lines += [f"  hub (shutting down): {line[:300]}" for line in hub_500s(hub_log, during_shutdown=True)[:5]]
     lines.append(f"leaked at the end: { {k: len(v) for k, v in found.items()} }")
     for kind, items in found.items():
         lines += [f"  {kind}: {item}" for item in items[:10]]

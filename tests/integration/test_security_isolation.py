@@ -131,6 +131,10 @@ DOORS = [
     Door("stop-page", "GET", f"/hub/visa/stop/alice/{SERVER}", "alice", 200, "_xsrf"),
     Door("stop", "POST", f"/hub/visa/stop/alice/{SERVER}", "alice", None),
     Door("relaunch", "POST", f"/hub/visa/relaunch/alice/{SERVER}", "alice", None),
+    Door("ops-page", "GET", "/hub/visa/ops", "olga", 200, 'id="visa-ops-instances"'),
+    Door("ops-instances", "GET", "/hub/api/visa/ops/instances", "olga", 200, EXPERIMENT),
+    Door("ops-status", "GET", "/hub/api/visa/ops/status", "olga", 200, '"statuses"'),
+    Door("ops-lifetimes", "GET", "/hub/api/visa/ops/lifetimes/api/instances?all=1", "olga", 200, '"user": "alice"'),
     Door("provenance-list", "GET", "/hub/api/visa/provenance/alice", "alice", 200, EXPERIMENT),
     # the sessions service (visa_hub.sessions.handlers)
     Door("service-instance", "GET", f"{SERVICE}api/instances/alice/{SERVER}", "alice", 200, EXPERIMENT),
@@ -138,7 +142,8 @@ DOORS = [
     Door("service-stop", "POST", f"{SERVICE}api/instances/alice/{SERVER}/stop", "alice", None, body={}),
     Door("service-all-instances", "GET", f"{SERVICE}api/instances?all=1", "olga", 200, '"user": "alice"'),
     Door("service-audit", "GET", f"{SERVICE}api/audit?limit=50", "olga", 200, "instance-seen"),
-    Door("service-admin-page", "GET", f"{SERVICE}admin", "olga", 200, "visa-admin-instances"),
+    # (the service's admin page leads to the hub's operator console, visa_hub.ops)
+    Door("service-admin-page", "GET", f"{SERVICE}admin", "olga", 200, 'id="visa-ops-instances"'),
     Door("service-expiry", "POST", f"{SERVICE}api/instances/alice/{SERVER}/expiry", "olga", 400,
          body={"expires_at": "2000-01-01T00:00:00+00:00"}),
     Door("service-decide", "POST", f"{SERVICE}api/requests/999999", "olga", 404, body={"decision": "accept"}),
