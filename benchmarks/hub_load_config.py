@@ -17,7 +17,7 @@ configure(c)
 if os.environ.get("VISA_BENCH_SINGLEUSER_CMD"):
     c.Spawner.cmd = json.loads(os.environ["VISA_BENCH_SINGLEUSER_CMD"])
     c.Spawner.args = []
-c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 0, "slow_stop_timeout": 0}
+c.JupyterHub.tornado_settings.update({"slow_spawn_timeout": 0, "slow_stop_timeout": 0})  # keeps visa-hub's
 if os.environ.get("VISA_BENCH_SERVICE_TOKEN"):
     c.JupyterHub.services.append({"name": "bench", "api_token": os.environ["VISA_BENCH_SERVICE_TOKEN"]})
     c.JupyterHub.load_roles.append({"name": "bench", "services": ["bench"],

@@ -144,8 +144,11 @@ class Person:
                     raise
                 time.sleep(1)
                 continue
-            if response.status_code in (502, 503) and "json" not in response.headers.get("content-type", ""):
-                # the proxy, while the hub restarts (the hub's own 503s are JSON with a message)
+            restarting = response.status_code == 503 and "The hub is restarting" in response.text
+            if restarting or (response.status_code in (502, 503)
+                              and "json" not in response.headers.get("content-type", "")):
+                # the proxy while the hub restarts (the hub's own 503s are JSON with a message), or the hub
+                # answering a request its clean shutdown cut off (visa_hub.restart): try again, as she is told
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"the hub did not come back: {response.status_code}")
                 time.sleep(1)
@@ -313,8 +316,9 @@ def run_soak(tmp: Path, spawns: int, people: int, seed: int = 15, chaos_every: f
 def hub_500s(hub_log: str, *, during_shutdown: bool = False) -> list[str]:
     """Requests the hub answered with 500 (JupyterHub's request log: ``[E ... log:192] 500 GET /hub/...``), each
     with the last error logged before it. Those logged while a clean shutdown cancels the requests in flight
-    (between "Received signal SIGTERM" and the next "is now running") are listed only ``during_shutdown``: their
-    connections are gone, no person reads them."""
+    (between "Received signal SIGTERM" and the next "is now running") are listed only ``during_shutdown``: the
+    person gets visa-hub's 503 "the hub is restarting" for them (visa_hub.restart; JupyterHub's log still says
+    500), and any other answer reaches :attr:`Soak.server_errors`."""
     found, last_error, stopping = [], "", False
     for line in hub_log.splitlines():
         if "Received signal SIGTERM" in line:

@@ -58,11 +58,13 @@ def start_hub(tmp_path: Path):
     """Factory: start real ``jupyterhub -f jupyterhub_config.py`` processes; all are stopped afterwards."""
     started: list[HubProcess] = []
 
-    def start(data_dir: Path | None = None, **env: str) -> HubProcess:
+    def start(data_dir: Path | None = None, config_file: Path | None = None, **env: str) -> HubProcess:
         if not (Path(HubProcess.config_file).parent / "node_modules/.bin/configurable-http-proxy").exists() \
                 and not shutil.which("configurable-http-proxy"):
             missing_peer("configurable-http-proxy not installed (run `npm install`)")
         hub = HubProcess(data_dir or tmp_path / "data", extra_env=env)
+        if config_file is not None:  # a test's own config file (visa-hub's configure() plus what it needs)
+            hub.config_file = config_file
         started.append(hub)
         return hub.start()
 

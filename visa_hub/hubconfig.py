@@ -60,6 +60,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .restart import configure_restart_notice
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -131,6 +133,7 @@ def configure(c: Any, env: Mapping[str, str] | None = None) -> Path:
     _configure_sessions(c, data_dir, env)
     _configure_sharing(c, env)
     _configure_operations(c)
+    configure_restart_notice(c)
     return data_dir
 
 
