@@ -1,27 +1,25 @@
 """The instance's door to the sessions service: lifetime, warnings and extensions for the labextension.
 
 ``GET {base_url}visa/api/lifetime`` and ``POST {base_url}visa/api/lifetime/extend`` forward to the hub's
-sessions service (``$VISA_SESSIONS_URL``) with the server's own token (``$JUPYTERHUB_API_TOKEN``), which the
-service accepts for this server only. Extending is for the instance's owner. The expiry in every answer reaches
+sessions service (:mod:`.sessions_client`: ``$VISA_SESSIONS_URL``, with the server's own token, which the
+service accepts for this server only). Extending is for the instance's owner. The expiry in every answer reaches
 the instance at once (:mod:`.expiry`: its Dask configuration, its environment).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
-from urllib.parse import quote
 
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from .expiry import SETTING as EXPIRY_SETTING
 from .expiry import expiry_in_answer
 from .handlers import AUTH_RESOURCE
+from .sessions_client import call_service
 
 
 class LifetimeHandler(APIHandler):
@@ -29,31 +27,13 @@ class LifetimeHandler(APIHandler):
 
     auth_resource = AUTH_RESOURCE
 
-    async def forward(self, method: str, suffix: str = "", body: dict[str, Any] | None = None) -> None:
-        service = os.environ.get("VISA_SESSIONS_URL", "")
-        if not service:
-            raise web.HTTPError(404, "This server has no sessions service (VISA_SESSIONS_URL is not set).")
-        user = os.environ.get("JUPYTERHUB_USER", "")
-        server = os.environ.get("JUPYTERHUB_SERVER_NAME", "")
-        url = f"{service.rstrip('/')}/api/instances/{quote(user, safe='')}/{quote(server, safe='')}{suffix}"
-        request = HTTPRequest(url, method=method, request_timeout=20,
-                              headers={"Authorization": f"token {os.environ.get('JUPYTERHUB_API_TOKEN', '')}",
-                                       "Content-Type": "application/json"},
-                              body=None if body is None else json.dumps(body))
-        try:
-            response = await AsyncHTTPClient().fetch(request, raise_error=False)
-        except OSError as exc:
-            raise web.HTTPError(503, f"The sessions service cannot be reached: {exc}") from None
-        except HTTPClientError as exc:  # pragma: no cover - raise_error=False
-            raise web.HTTPError(503, str(exc)) from None
-        self.set_status(response.code if response.code != 599 else 503)
+    async def forward(self, method: str, path: str = "", body: dict[str, Any] | None = None) -> None:
+        status, payload = await call_service(method, path, body)
+        self.set_status(status)
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
-        if response.code == 599:
-            self.finish(json.dumps({"message": "The sessions service cannot be reached right now."}))
-        else:
-            self._learn_expiry(response.code, response.body)
-            self.finish(response.body or b"{}")
+        self._learn_expiry(status, payload)
+        self.finish(payload)
 
     def _learn_expiry(self, code: int, body: bytes | None) -> None:
         follower = self.settings.get(EXPIRY_SETTING)
@@ -76,7 +56,7 @@ class ExtendHandler(LifetimeHandler):
             raise web.HTTPError(403, "Only the instance's owner can extend it.")
         data = self.get_json_body() or {}
         body = {"hours": data.get("hours"), "comment": str(data.get("comment") or ""), "actor": visitor}
-        await self.forward("POST", "/extend", body)
+        await self.forward("POST", "extend", body)
 
 
 def setup_lifetime(web_app: Any) -> None:

@@ -15,47 +15,26 @@ person who asked. Changing anything is for the owner; collaborators and support 
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from ...sharing.roles import OWNER
+from .. import sessions_client
 from .auth import sharing_state
 
-
-def service_url() -> str:
-    return os.environ.get("VISA_SESSIONS_URL", "")
+NO_SERVICE_MESSAGE = ("This server has no sessions service (VISA_SESSIONS_URL is not set), "
+                      "so it cannot be shared from here.")
 
 
 async def call_service(method: str, suffix: str, body: dict[str, Any] | None = None,
                        query: dict[str, str] | None = None) -> tuple[int, bytes]:
-    """One call to the sessions service about this server: (status, JSON body); 503 when it cannot be reached."""
-    service = service_url()
-    if not service:
-        return 404, json.dumps({"message": "This server has no sessions service (VISA_SESSIONS_URL is not set), "
-                                           "so it cannot be shared from here."}).encode()
-    owner = quote(os.environ.get("JUPYTERHUB_USER", ""), safe="")
-    server = quote(os.environ.get("JUPYTERHUB_SERVER_NAME", ""), safe="")
-    url = f"{service.rstrip('/')}/api/instances/{owner}/{server}/{suffix}"
-    if query:
-        url += "?" + urlencode(query)
-    request = HTTPRequest(url, method=method, request_timeout=20, allow_nonstandard_methods=True,
-                          headers={"Authorization": f"token {os.environ.get('JUPYTERHUB_API_TOKEN', '')}",
-                                   "Content-Type": "application/json"},
-                          body=None if body is None else json.dumps(body))
-    try:
-        response = await AsyncHTTPClient().fetch(request, raise_error=False)
-    except OSError as exc:
-        return 503, json.dumps({"message": f"The sessions service cannot be reached: {exc}"}).encode()
-    if response.code == 599:
-        return 503, json.dumps({"message": "The sessions service cannot be reached right now."}).encode()
-    return response.code, response.body or b"{}"
+    """One sharing call to the sessions service about this server: (status, JSON body); 503 when unreachable."""
+    return await sessions_client.call_service(method, suffix, body, query, no_service_message=NO_SERVICE_MESSAGE)
 
 
 class ForwardHandler(APIHandler):
