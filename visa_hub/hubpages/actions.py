@@ -76,6 +76,12 @@ class ServerActionHandler(BaseHandler):
             raise web.HTTPError(404, f"{user_name} has no instance named {server_name!r}.")
         return user, user.orm_spawners[server_name]
 
+    def _look_up(self, user_name: str, server_name: str | None) -> tuple[Any, str, dict[str, Any]]:
+        """The hub's user, the server's name (``""`` for the default one) and the page's description of it."""
+        server_name = server_name or ""
+        user, orm_spawner = self._find(user_name, server_name)
+        return user, server_name, self._describe(user, server_name, orm_spawner)
+
     def _spawner(self, user: Any, server_name: str) -> Any:
         return user.get_spawner(server_name, replace_failed=True)
 
@@ -125,9 +131,7 @@ class RelaunchHandler(ServerActionHandler):
 
     @web.authenticated
     async def get(self, user_name: str, server_name: str | None = "") -> None:
-        server_name = server_name or ""
-        user, orm_spawner = self._find(user_name, server_name)
-        info = self._describe(user, server_name, orm_spawner)
+        user, server_name, info = self._look_up(user_name, server_name)
         relaunch = self.relaunches.get((user.name, server_name))
         if relaunch is not None and relaunch.task is not None:
             if relaunch.error:
@@ -146,9 +150,7 @@ class RelaunchHandler(ServerActionHandler):
 
     @web.authenticated
     async def post(self, user_name: str, server_name: str | None = "") -> None:
-        server_name = server_name or ""
-        user, orm_spawner = self._find(user_name, server_name)
-        info = self._describe(user, server_name, orm_spawner)
+        user, server_name, info = self._look_up(user_name, server_name)
         key = (user.name, server_name)
         running = self.relaunches.get(key)
         if running is not None and running.task is not None and not running.task.done():
@@ -223,9 +225,7 @@ class StopHandler(ServerActionHandler):
 
     @web.authenticated
     async def get(self, user_name: str, server_name: str | None = "") -> None:
-        server_name = server_name or ""
-        user, orm_spawner = self._find(user_name, server_name)
-        info = self._describe(user, server_name, orm_spawner)
+        _, _, info = self._look_up(user_name, server_name)
         if info["pending"] == "stop":
             await self._render(message=f"{_sentence(info['instance'])} is stopping…", refresh=REFRESH_SECONDS,
                                **info)
@@ -241,9 +241,7 @@ class StopHandler(ServerActionHandler):
 
     @web.authenticated
     async def post(self, user_name: str, server_name: str | None = "") -> None:
-        server_name = server_name or ""
-        user, orm_spawner = self._find(user_name, server_name)
-        info = self._describe(user, server_name, orm_spawner)
+        user, server_name, info = self._look_up(user_name, server_name)
         spawner = self._spawner(user, server_name)
         if spawner.pending == "spawn":
             await self._render(409, error=f"{_sentence(info['instance'])} is still starting. Stop it once it "
