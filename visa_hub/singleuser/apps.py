@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
-from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
@@ -44,6 +43,7 @@ from ..apps.provenance import ProvenanceError, ensure_record, find_record, list_
 from ..apps.settings import AppSettings
 from ..apps.source import CatalogSource
 from ..sitedata import SiteDataError
+from .jsonapi import JsonApiHandler
 
 AUTH_RESOURCE = "visa"
 SYNC_SECONDS = 3.0
@@ -123,25 +123,11 @@ class AppsState:
             self.log.exception("visa-hub apps: background sync failed")
 
 
-class AppsHandler(APIHandler):
+class AppsHandler(JsonApiHandler):
     auth_resource = AUTH_RESOURCE
 
     def initialize(self, state: AppsState) -> None:
         self.state = state
-
-    def body(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.request.body or b"{}")
-        except ValueError:
-            raise web.HTTPError(400, "The request body must be JSON.") from None
-        if not isinstance(data, dict):
-            raise web.HTTPError(400, "The request body must be a JSON object.")
-        return data
-
-    def answer(self, payload: Any, status: int = 200) -> None:
-        self.set_status(status)
-        self.set_header("Cache-Control", "no-store")
-        self.finish(json.dumps(payload))
 
     def spawn(self, argv: list[str], name: str) -> int:
         """Start ``visa-app`` detached; its output goes to a log file in her data directory."""

@@ -14,7 +14,6 @@ Reading needs ``read`` on the desktop resource, changing anything ``write`` (a v
 
 from __future__ import annotations
 
-import json
 import mimetypes
 import os
 import subprocess
@@ -22,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
-from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 from tornado.ioloop import IOLoop
 
+from ..jsonapi import JsonApiHandler
 from . import keyboard
 from .applications import Application, load_applications
 from .handlers import DESKTOP_RESOURCE, DesktopState
@@ -36,7 +35,7 @@ from .sessionfiles import bin_dir_of, session_environment
 NOT_RUNNING = "The desktop is not running: open the Desktop tab first."
 
 
-class DesktopApiHandler(APIHandler):
+class DesktopApiHandler(JsonApiHandler):
     """Common part: the desktop's state and the environment of programs on its display."""
 
     auth_resource = DESKTOP_RESOURCE
@@ -58,19 +57,6 @@ class DesktopApiHandler(APIHandler):
         spec = self.state.spec
         return session_environment(os.environ, display, spec.xauthority, bin_dir_of(Path(spec.socket).parent),
                                    spec.application_dirs)
-
-    def body(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.request.body or b"{}")
-        except ValueError:
-            raise web.HTTPError(400, "The request body is not JSON.") from None
-        if not isinstance(data, dict):
-            raise web.HTTPError(400, "The request body must be a JSON object.")
-        return data
-
-    def answer(self, payload: Any) -> None:
-        self.set_header("Cache-Control", "no-store")
-        self.finish(json.dumps(payload))
 
 
 class KeyboardHandler(DesktopApiHandler):
@@ -158,8 +144,7 @@ class ApplicationHandler(ApplicationsHandler):
             raise web.HTTPError(500, f"{app.name} could not start: {exc.strerror}") from None
         IOLoop.current().run_in_executor(None, proc.wait)  # reap it when it ends
         self.log.info("visa-hub desktop: started %s (pid %s)", app.id, proc.pid)
-        self.set_status(202)
-        self.answer({"started": app.id, "pid": proc.pid})
+        self.answer({"started": app.id, "pid": proc.pid}, 202)
 
 
 class ApplicationIconHandler(ApplicationsHandler):
