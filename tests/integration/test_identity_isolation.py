@@ -19,6 +19,7 @@ from hubtest import HubProcess, UserSession, free_port, processes_under, wait_un
 from peers import PeerError
 from peers.oidc_realm import DEFAULT_USERS, KeycloakUser, follow_login, keycloak_realm
 from peers.useroffice_graphql import load_sample_data, user_office
+from useroffice_support import PROPOSALS, broker, user_office_peer  # noqa: F401
 from visa_hub.useroffice import IdentityConflict, UserOfficeUnavailable
 from visa_hub.useroffice.graphql import GraphQLUserOffice
 
@@ -29,7 +30,6 @@ ALICE_EMAIL = "alice.smith@example.org"
 #: A second identity of the realm that claims alice's (verified) e-mail address.
 MALLORY = KeycloakUser(username="mallory", password="mallory-password", sub="3c1d9e0f-7b2a-4c5d-8e6f-0a1b2c3d4e99",
                        email=ALICE_EMAIL, first_name="Mallory", last_name="Smith")
-PROPOSALS = "user_office_backend.fanout"
 MEMBER_REMOVED = {
     "proposalPk": 101, "shortCode": "587412", "title": "Self-assembly of peptide amphiphiles under shear",
     "callId": 1, "instruments": [{"id": 1, "shortCode": "LOKI", "allocatedTime": 3}],
@@ -40,11 +40,7 @@ MEMBER_REMOVED = {
 
 @pytest.fixture(scope="module")
 def peer():
-    try:
-        with user_office() as peer:
-            yield peer
-    except PeerError as exc:
-        missing_peer(str(exc))
+    yield from user_office_peer()
 
 
 @pytest.fixture
@@ -53,16 +49,6 @@ def uo(peer):
     peer.clear_faults()
     peer.replace_data(load_sample_data())
     peer.clear_requests()
-
-
-@pytest.fixture(scope="module")
-def broker():
-    from peers_rabbitmq import INSTALL_HINT, rabbitmq_bin, rabbitmq_server
-
-    if rabbitmq_bin() is None:
-        missing_peer(INSTALL_HINT)
-    with rabbitmq_server() as broker:
-        yield broker
 
 
 def client(uo, **config) -> GraphQLUserOffice:
@@ -118,7 +104,7 @@ async def test_isolation_email_only_user_office_users_are_still_found_by_email(u
 
 
 # -- a removal event racing an answer on its way ---------------------------------------------------------
-async def test_isolation_removal_event_is_not_undone_by_an_older_answer(uo, broker):
+async def test_isolation_removal_event_is_not_undone_by_an_older_answer(uo, broker):  # noqa: F811
     office = client(uo, amqp_url=broker.url, cache_ttl=3600)
     office.start_events()
     try:
@@ -142,7 +128,7 @@ async def test_isolation_removal_event_is_not_undone_by_an_older_answer(uo, brok
         await office.stop_events()
 
 
-async def test_isolation_staff_listing_older_than_an_event_does_not_bring_a_member_back(uo, broker):
+async def test_isolation_staff_listing_older_than_an_event_does_not_bring_a_member_back(uo, broker):  # noqa: F811
     office = client(uo, amqp_url=broker.url, cache_ttl=3600)
     office.start_events()
     try:

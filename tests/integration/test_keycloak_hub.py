@@ -16,14 +16,13 @@ from conftest import missing_peer
 
 from hubtest import HubProcess, UserSession, wait_until
 from peers import PeerError
-from peers.oidc_realm import DEFAULT_USERS, KeycloakUser, follow_login, keycloak_realm, parse_forms
+from peers.oidc_realm import DEFAULT_USERS, KeycloakUser, follow_login, parse_forms
 from peers.useroffice_graphql import load_sample_data, user_office
+from useroffice_support import PROPOSALS, keycloak_hub_env, keycloak_peer, rabbitmq_peer
 
 pytestmark = pytest.mark.integration
 
 ACCESS_TOKEN_TTL = 5  # seconds: short enough to wait out
-AUTHENTICATOR = "visa-keycloak"
-PROPOSALS = "user_office_backend.fanout"
 
 FRANK = KeycloakUser(username="frank", password="frank-password", sub="0b1c2d3e-4f50-4617-8293-a4b5c6d7e855",
                      email="frank.miller@example.org", first_name="Frank", last_name="Miller")
@@ -53,38 +52,19 @@ def sample_data() -> dict:
 
 @pytest.fixture(scope="module")
 def realm():
-    try:
-        with keycloak_realm(users=USERS, access_token_ttl=ACCESS_TOKEN_TTL) as realm:
-            yield realm
-    except PeerError as exc:
-        missing_peer(str(exc))
+    yield from keycloak_peer(users=USERS, access_token_ttl=ACCESS_TOKEN_TTL)
 
 
 @pytest.fixture(scope="module")
 def broker():
-    from peers_rabbitmq import INSTALL_HINT, rabbitmq_bin, rabbitmq_server
-
-    if rabbitmq_bin() is None:
-        missing_peer(INSTALL_HINT)
-    with rabbitmq_server() as broker:
-        yield broker
+    yield from rabbitmq_peer()
 
 
 def start_keycloak_hub(data_dir: Path, realm, uo, broker=None) -> HubProcess:
     data_dir.mkdir(parents=True, exist_ok=True)
     config = data_dir.parent / "keycloak_config.py"
     config.write_text(HUB_CONFIG)
-    env = {
-        "VISA_AUTHENTICATOR": AUTHENTICATOR,
-        "VISA_KEYCLOAK_REALM_URL": realm.issuer,
-        "VISA_KEYCLOAK_CLIENT_ID": realm.client_id,
-        "VISA_KEYCLOAK_CLIENT_SECRET": realm.client_secret,
-        "VISA_USER_OFFICE_URL": uo.url,
-        "VISA_USER_OFFICE_TOKEN": uo.token,
-        "VISA_LOG_LEVEL": "DEBUG",
-    }
-    if broker is not None:
-        env["VISA_USER_OFFICE_AMQP_URL"] = broker.url
+    env = {**keycloak_hub_env(realm, uo, broker), "VISA_LOG_LEVEL": "DEBUG"}
     return HubProcess(data_dir, config_file=config, extra_env=env)
 
 

@@ -8,17 +8,14 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import missing_peer
 
 from hubtest import UserSession, wait_until
 from lifetime_support import ServiceClient, lifetime_hub, smtp  # noqa: F401
-from peers import PeerError
-from peers.oidc_realm import DEFAULT_USERS, follow_login, keycloak_realm
-from peers.useroffice_graphql import load_sample_data, user_office
+from peers.oidc_realm import DEFAULT_USERS, follow_login
+from useroffice_support import PROPOSALS, broker, keycloak_hub_env, realm, uo  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
-PROPOSALS = "user_office_backend.fanout"
 PASSWORDS = {u.username: u.password for u in DEFAULT_USERS}
 LIFETIMES = {
     "users": {"default": "10m", "max": "10m", "inactivity": "never"},
@@ -32,39 +29,8 @@ c.GraphQLUserOffice.timeout = 3
 """
 
 
-@pytest.fixture(scope="module")
-def realm():
-    try:
-        with keycloak_realm(users=DEFAULT_USERS) as realm:
-            yield realm
-    except PeerError as exc:
-        missing_peer(str(exc))
-
-
-@pytest.fixture(scope="module")
-def broker():
-    from peers_rabbitmq import INSTALL_HINT, rabbitmq_bin, rabbitmq_server
-
-    if rabbitmq_bin() is None:
-        missing_peer(INSTALL_HINT)
-    with rabbitmq_server() as broker:
-        yield broker
-
-
-@pytest.fixture
-def uo():
-    try:
-        with user_office(load_sample_data()) as peer:
-            yield peer
-    except PeerError as exc:
-        missing_peer(str(exc))
-
-
 def test_lifetime_member_removed_by_event_instance_stopped_after_grace(lifetime_hub, smtp, realm, broker, uo):  # noqa: F811
-    hub = lifetime_hub(LIFETIMES, extra=KEYCLOAK_CONFIG, VISA_AUTHENTICATOR="visa-keycloak",
-                       VISA_KEYCLOAK_REALM_URL=realm.issuer, VISA_KEYCLOAK_CLIENT_ID=realm.client_id,
-                       VISA_KEYCLOAK_CLIENT_SECRET=realm.client_secret, VISA_USER_OFFICE_URL=uo.url,
-                       VISA_USER_OFFICE_TOKEN=uo.token, VISA_USER_OFFICE_AMQP_URL=broker.url)
+    hub = lifetime_hub(LIFETIMES, extra=KEYCLOAK_CONFIG, **keycloak_hub_env(realm, uo, broker))
     bob = UserSession(hub, "bob")
     page = follow_login(bob.http, f"{hub.url}/hub/oauth_login?next=/hub/spawn", "bob", PASSWORDS["bob"])
     assert page.url.path == "/hub/spawn", page.text[:500]

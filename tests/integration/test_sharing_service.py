@@ -13,15 +13,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import websocket
-from conftest import missing_peer
 
 from hubtest import UserSession, wait_until
 from lifetime_support import ServiceClient
-from peers import PeerError
-from peers.oidc_realm import DEFAULT_USERS, follow_login, keycloak_realm
-from peers.useroffice_graphql import load_sample_data, user_office
-from peers_rabbitmq import INSTALL_HINT, rabbitmq_bin, rabbitmq_server
+from peers.oidc_realm import DEFAULT_USERS, follow_login
 from sharing_support import confirm_oauth, server_xsrf, sharing_hub, visit, ws_url
+from useroffice_support import PROPOSALS, broker, keycloak_hub_env, realm, uo  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
@@ -164,41 +161,9 @@ def test_sharing_support_request_accepted_for_a_window_and_audited(tmp_path):
 
 
 # -- a member removed in the User Office loses her share: real Keycloak realm, GraphQL User Office, RabbitMQ ----
-PROPOSALS = "user_office_backend.fanout"
-
-
-@pytest.fixture(scope="module")
-def realm():
-    try:
-        with keycloak_realm(users=DEFAULT_USERS) as realm:
-            yield realm
-    except PeerError as exc:
-        missing_peer(str(exc))
-
-
-@pytest.fixture(scope="module")
-def broker():
-    if rabbitmq_bin() is None:
-        missing_peer(INSTALL_HINT)
-    with rabbitmq_server() as broker:
-        yield broker
-
-
-@pytest.fixture
-def uo():
-    try:
-        with user_office(load_sample_data()) as peer:
-            yield peer
-    except PeerError as exc:
-        missing_peer(str(exc))
-
-
-def test_sharing_member_removed_by_user_office_event_loses_her_share(tmp_path, realm, broker, uo):
+def test_sharing_member_removed_by_user_office_event_loses_her_share(tmp_path, realm, broker, uo):  # noqa: F811
     passwords = {u.username: u.password for u in DEFAULT_USERS}
-    env = {"VISA_AUTHENTICATOR": "visa-keycloak", "VISA_KEYCLOAK_REALM_URL": realm.issuer,
-           "VISA_KEYCLOAK_CLIENT_ID": realm.client_id, "VISA_KEYCLOAK_CLIENT_SECRET": realm.client_secret,
-           "VISA_USER_OFFICE_URL": uo.url, "VISA_USER_OFFICE_TOKEN": uo.token,
-           "VISA_USER_OFFICE_AMQP_URL": broker.url, "VISA_TEST_SHARING": json.dumps({"interval": 1})}
+    env = {**keycloak_hub_env(realm, uo, broker), "VISA_TEST_SHARING": json.dumps({"interval": 1})}
     with sharing_hub(tmp_path / "data", **env) as (hub, _sharer):
         people = {}
         for name in ("alice", "bob"):
