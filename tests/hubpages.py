@@ -16,6 +16,15 @@ def log_in(page, hub: HubProcess, username: str, password: str = DEMO_PASSWORD) 
     page.wait_for_selector("#visa-dashboard")
 
 
+def start_default_instance(page, hub: HubProcess, username: str = "alice") -> None:
+    """Log in and start her default instance (``/user/<name>/``) from ``/hub/spawn``; returns once Lab's URL loads."""
+    log_in(page, hub, username)
+    page.goto(f"{hub.url}/hub/spawn")
+    page.wait_for_selector("#visa-spawn-form")
+    page.click("#spawn_form button[type=submit], #spawn_form input[type=submit]")
+    page.wait_for_url(re.compile(rf".*/user/{re.escape(username)}/lab.*"), timeout=90_000)
+
+
 def open_new_instance_form(page, hub: HubProcess) -> None:
     """From anywhere: the dashboard's "New instance" button, then the spawn form."""
     if "/hub/home" not in page.url:

@@ -21,6 +21,7 @@ import pytest
 from conftest import missing_peer
 from screenshots import save_screenshot
 
+from hubpages import start_default_instance
 from hubtest import processes_under, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -84,15 +85,7 @@ def test_dashboard_desktop_workstation(start_hub, page, tmp_path):
             missing_peer(f"{program} not installed (scripts/install-desktop.sh)")
     hub = start_hub()
     home = hub.data_dir / "homes" / "alice"
-    page.goto(f"{hub.url}/hub/login")
-    page.fill("#username_input", "alice")
-    page.fill("#password_input", "visa-demo")
-    page.click("#login_submit")
-    page.wait_for_selector("#visa-dashboard")  # her instances; this test uses the default one at /user/alice/
-    page.goto(f"{hub.url}/hub/spawn")
-    page.wait_for_selector("#visa-spawn-form")
-    page.click("#spawn_form button[type=submit], #spawn_form input[type=submit]")
-    page.wait_for_url(re.compile(r".*/user/alice/lab.*"), timeout=90_000)
+    start_default_instance(page, hub)  # this test uses her default instance at /user/alice/
 
     # the dashboard's "Open Desktop": Lab with the Desktop tab in front, connected
     page.goto(f"{hub.url}/user/alice/lab?visa-open=desktop")

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from screenshots import save_screenshot
 
+from hubpages import start_default_instance
 from hubtest import UserSession, processes_under, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -71,14 +72,7 @@ def test_dashboard_lab_session_panel_relaunch_and_stop(start_hub, browser, tmp_p
     page = context.new_page()
     page.set_default_timeout(30_000)
     try:
-        page.goto(f"{hub.url}/hub/login")
-        page.fill("#username_input", "alice")
-        page.fill("#password_input", "visa-demo")
-        page.click("#login_submit")
-        page.wait_for_selector("#visa-dashboard")  # her instances; this test uses the default one at /user/alice/
-        page.goto(f"{hub.url}/hub/spawn")
-        page.wait_for_selector("#visa-spawn-form")
-        page.click("#spawn_form button[type=submit], #spawn_form input[type=submit]")
+        start_default_instance(page, hub)  # this test uses her default instance at /user/alice/
         _wait_for_lab(page)
 
         # no news prompt once Lab has settled (JupyterLab asks a few seconds after start when nobody said no)

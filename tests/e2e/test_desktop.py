@@ -7,12 +7,13 @@ follow, and move text between the desktop's clipboard and the browser.
 
 from __future__ import annotations
 
-import re
 import shutil
 import time
 
 import pytest
 from conftest import missing_peer
+
+from hubpages import start_default_instance
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -35,15 +36,7 @@ CANVAS_STATS = """canvas => {
 
 
 def _log_in_and_open_lab(page, hub) -> None:
-    page.goto(f"{hub.url}/hub/login")
-    page.fill("#username_input", "alice")
-    page.fill("#password_input", "visa-demo")
-    page.click("#login_submit")
-    page.wait_for_selector("#visa-dashboard")  # her instances; this test uses the default one at /user/alice/
-    page.goto(f"{hub.url}/hub/spawn")
-    page.wait_for_selector("#visa-spawn-form")
-    page.click("#spawn_form button[type=submit], #spawn_form input[type=submit]")
-    page.wait_for_url(re.compile(r".*/user/alice/lab.*"), timeout=90_000)
+    start_default_instance(page, hub)
     page.wait_for_selector(".jp-Launcher", timeout=60_000)
 
 
