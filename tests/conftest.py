@@ -53,15 +53,27 @@ def require_module(name: str, hint: str) -> ModuleType:
         raise  # not reached: missing_peer fails or skips
 
 
+def need_proxy() -> None:
+    """A missing peer unless configurable-http-proxy is installed (``npm install`` here, or on PATH)."""
+    if not (Path(HubProcess.config_file).parent / "node_modules/.bin/configurable-http-proxy").exists() \
+            and not shutil.which("configurable-http-proxy"):
+        missing_peer("configurable-http-proxy not installed (run `npm install`)")
+
+
+def stop_hubs(hubs: list) -> None:
+    """Stop these hubs and the instances they leave behind."""
+    for hub in hubs:
+        hub.stop()
+        hub.kill_instances()
+
+
 @pytest.fixture
 def start_hub(tmp_path: Path):
     """Factory: start real ``jupyterhub -f jupyterhub_config.py`` processes; all are stopped afterwards."""
     started: list[HubProcess] = []
 
     def start(data_dir: Path | None = None, config_file: Path | None = None, **env: str) -> HubProcess:
-        if not (Path(HubProcess.config_file).parent / "node_modules/.bin/configurable-http-proxy").exists() \
-                and not shutil.which("configurable-http-proxy"):
-            missing_peer("configurable-http-proxy not installed (run `npm install`)")
+        need_proxy()
         hub = HubProcess(data_dir or tmp_path / "data", extra_env=env)
         if config_file is not None:  # a test's own config file (visa-hub's configure() plus what it needs)
             hub.config_file = config_file
@@ -69,9 +81,7 @@ def start_hub(tmp_path: Path):
         return hub.start()
 
     yield start
-    for hub in started:
-        hub.stop()
-        hub.kill_instances()
+    stop_hubs(started)
 
 
 @pytest.fixture(scope="session")
@@ -175,14 +185,10 @@ def inprocess_hub(tmp_path: Path):
     started: list[InProcessHub] = []
 
     def start(data_dir: Path | None = None, more_config=None, **env: str) -> InProcessHub:
-        if not (Path(HubProcess.config_file).parent / "node_modules/.bin/configurable-http-proxy").exists() \
-                and not shutil.which("configurable-http-proxy"):
-            missing_peer("configurable-http-proxy not installed (run `npm install`)")
+        need_proxy()
         hub = InProcessHub(data_dir or tmp_path / "data", extra_env=env, more_config=more_config)
         started.append(hub)
         return hub.start()
 
     yield start
-    for hub in started:
-        hub.stop()
-        hub.kill_instances()
+    stop_hubs(started)

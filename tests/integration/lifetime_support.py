@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import missing_peer
+from conftest import missing_peer, need_proxy, stop_hubs
 
 from hubtest import REPO, HubProcess, UserSession, wait_until
 
@@ -127,8 +127,7 @@ def smtp(tmp_path: Path):
 @pytest.fixture
 def lifetime_hub(tmp_path: Path, smtp, hubs):
     """Factory: a real hub with the short-lifetime catalog and the mailer pointed at the test SMTP server."""
-    if not (HubProcess.config_file.parent / "node_modules/.bin/configurable-http-proxy").exists():
-        missing_peer("configurable-http-proxy not installed (run `npm install`)")
+    need_proxy()
     started: list[HubProcess] = []
 
     def start(lifetimes=SHORT_LIFETIMES, extra: str = "", keep_servers: bool = False, **env: str) -> HubProcess:
@@ -141,9 +140,7 @@ def lifetime_hub(tmp_path: Path, smtp, hubs):
         return hub.start()
 
     yield start
-    for hub in started:
-        hub.stop()
-        hub.kill_instances()
+    stop_hubs(started)
 
 
 
