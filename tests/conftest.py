@@ -67,6 +67,21 @@ def stop_hubs(hubs: list) -> None:
         hub.kill_instances()
 
 
+def slurm_peer(user: str, modules: tuple[str, ...], **cluster_options):
+    """A Slurm cluster (tests/peers_slurm.py) for a module fixture to ``yield from``: a missing Slurm is a missing
+    peer; a Python that ``user`` cannot run with ``modules`` fails the test."""
+    from peers_slurm import check_usable_by, slurm_cluster, slurm_missing
+
+    reason = slurm_missing()
+    if reason:
+        missing_peer(reason)
+    problem = check_usable_by(user, modules=modules)
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    with slurm_cluster(**cluster_options) as cluster:
+        yield cluster
+
+
 @pytest.fixture
 def start_hub(tmp_path: Path):
     """Factory: start real ``jupyterhub -f jupyterhub_config.py`` processes; all are stopped afterwards."""

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import missing_peer
+from conftest import missing_peer, slurm_peer
 
 from hubtest import UserSession, wait_until
 from lifetime_support import ServiceClient, login, time_limit_rule, write_catalog  # noqa: F401
@@ -52,20 +52,11 @@ c.Spawner.environment.update({{"VISA_EXPIRY_FOLLOW_SECONDS": "2"}})
 
 @pytest.fixture(scope="module")
 def slurm():
-    from peers_slurm import check_usable_by, slurm_cluster, slurm_missing
-
-    reason = slurm_missing()
-    if reason:
-        missing_peer(reason)
-    problem = check_usable_by(USER, modules=("batchspawner", "jupyterhub", "dask_jobqueue", "ipykernel"))
-    if problem:
-        pytest.fail(problem, pytrace=False)
     try:
         import websocket  # noqa: F401
     except ImportError:
         missing_peer("websocket-client not installed (pip install -e .[test])")
-    with slurm_cluster(partition="ess") as cluster:
-        yield cluster
+    yield from slurm_peer(USER, ("batchspawner", "jupyterhub", "dask_jobqueue", "ipykernel"), partition="ess")
 
 
 class Lab:

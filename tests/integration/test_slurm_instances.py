@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import missing_peer
+from conftest import missing_peer, slurm_peer
 
 from hubtest import REPO, HubProcess, UserSession, process_environ, wait_until
 from visa_hub.demo import DEMO_CATALOG, DEMO_USER_OFFICE
@@ -36,16 +36,7 @@ APP_CATALOG = REPO / "containers" / "catalog.example.yaml"
 
 @pytest.fixture(scope="module")
 def slurm():
-    from peers_slurm import check_usable_by, slurm_cluster, slurm_missing
-
-    reason = slurm_missing()
-    if reason:
-        missing_peer(reason)
-    problem = check_usable_by(USER, modules=("batchspawner", "jupyterhub", "dask_jobqueue", "ipykernel"))
-    if problem:
-        pytest.fail(problem, pytrace=False)
-    with slurm_cluster(partition="ess") as cluster:
-        yield cluster
+    yield from slurm_peer(USER, ("batchspawner", "jupyterhub", "dask_jobqueue", "ipykernel"), partition="ess")
 
 
 @pytest.fixture
