@@ -13,16 +13,14 @@ import shutil
 import subprocess
 import sys
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-import websocket
 import yaml
 
-from jupyter_server_process import JupyterServer, launch_jupyter_server
+from jupyter_server_process import JupyterServer, execute_code, launch_jupyter_server
 from visa_hub.testing import app_images
 
 VISA_APP = [sys.executable, "-m", "visa_hub.apps.cli"]
@@ -169,34 +167,9 @@ def kernel_specs(server: JupyterServer) -> dict:
 
 def run_code(server: JupyterServer, kernel_id: str, code: str, timeout: float = 120) -> str:
     """Execute ``code`` in a kernel over Lab's websocket; the text it printed or returned."""
-    ws = websocket.create_connection(server.ws_url(f"api/kernels/{kernel_id}/channels"),
-                                     header=[f"Authorization: token {server.token}"], timeout=timeout)
-    try:
-        msg_id = uuid.uuid4().hex
-        ws.send(json.dumps({
-            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "alice", "session": msg_id,
-                       "version": "5.3", "date": ""},
-            "parent_header": {}, "metadata": {}, "channel": "shell",
-            "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
-                        "allow_stdin": False, "stop_on_error": True},
-        }))
-        output, deadline = [], time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            message = json.loads(ws.recv())
-            if message.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            kind, content = message["msg_type"], message["content"]
-            if kind == "stream":
-                output.append(content["text"])
-            elif kind == "execute_result":
-                output.append(content["data"]["text/plain"])
-            elif kind == "error":
-                raise AssertionError(f"kernel error: {content['ename']}: {content['evalue']}")
-            elif kind == "status" and content["execution_state"] == "idle":
-                return "".join(output)
-        raise TimeoutError(f"no answer from kernel {kernel_id} in {timeout} s")
-    finally:
-        ws.close()
+    answers = execute_code(server.ws_url(f"api/kernels/{kernel_id}/channels"), server.token, code, timeout=timeout)
+    return "".join(content["text"] if kind == "stream" else content["data"]["text/plain"]
+                   for kind, content in answers if kind in ("stream", "execute_result"))
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

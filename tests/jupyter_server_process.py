@@ -6,12 +6,14 @@ out, so what is tested is what ``pip install`` put into this environment.
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import secrets
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,3 +95,36 @@ def launch_jupyter_server(
         process = subprocess.Popen(cmd, env=clean, stdout=out, stderr=subprocess.STDOUT, cwd=root, user=user,
                                    group=user and pwd.getpwnam(user).pw_gid, extra_groups=[] if user else None)
     return JupyterServer(f"http://127.0.0.1:{port}{BASE_URL}", token, process, root, log)
+
+
+def execute_code(channels_url: str, token: str, code: str, username: str = "alice",
+                 timeout: float = 120) -> list[tuple[str, dict]]:
+    """Run ``code`` over a kernel's ``.../channels`` websocket, as Lab does: the (type, content) of the messages it
+    answered with, until the kernel is idle again. A kernel error fails with its traceback."""
+    import websocket
+
+    ws = websocket.create_connection(channels_url, header=[f"Authorization: token {token}"], timeout=timeout)
+    try:
+        msg_id = uuid.uuid4().hex
+        ws.send(json.dumps({
+            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": username, "session": msg_id,
+                       "version": "5.3", "date": ""},
+            "parent_header": {}, "metadata": {}, "channel": "shell",
+            "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
+                        "allow_stdin": False, "stop_on_error": True},
+        }))
+        answers, deadline = [], time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            message = json.loads(ws.recv())
+            if message.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind, content = message["msg_type"], message["content"]
+            if kind == "error":
+                raise AssertionError(f"kernel error: {content['ename']}: {content['evalue']}\n"
+                                     + "\n".join(content.get("traceback", []))[-3000:])
+            if kind == "status" and content["execution_state"] == "idle":
+                return answers
+            answers.append((kind, content))
+        raise TimeoutError(f"no answer from the kernel at {channels_url} in {timeout} s")
+    finally:
+        ws.close()

@@ -15,8 +15,6 @@ import datetime as dt
 import json
 import re
 import shutil
-import time
-import uuid
 from pathlib import Path
 
 import httpx
@@ -24,6 +22,7 @@ import pytest
 from conftest import missing_peer, slurm_peer
 
 from hubtest import UserSession, wait_until
+from jupyter_server_process import execute_code
 from lifetime_support import ServiceClient, login, time_limit_rule, write_catalog  # noqa: F401
 from visa_hub.dask.instance import written_expiry
 
@@ -78,35 +77,11 @@ class Lab:
 
     def run(self, kernel_id: str, code: str, timeout: float = 240) -> dict:
         """Run ``code`` in the kernel (as her notebook does); the JSON object it printed last."""
-        import websocket
-
         url = re.sub(r"^http", "ws", self.base) + f"api/kernels/{kernel_id}/channels"
-        ws = websocket.create_connection(url, header=[f"Authorization: token {self.token}"], timeout=timeout)
-        msg_id = uuid.uuid4().hex
-        try:
-            ws.send(json.dumps({
-                "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": USER, "session": msg_id,
-                           "version": "5.3", "date": ""},
-                "parent_header": {}, "metadata": {}, "channel": "shell",
-                "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
-                            "allow_stdin": False, "stop_on_error": True},
-            }))
-            output, deadline = [], time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                message = json.loads(ws.recv())
-                if message.get("parent_header", {}).get("msg_id") != msg_id:
-                    continue
-                kind, content = message["msg_type"], message["content"]
-                if kind == "stream" and content.get("name") == "stdout":
-                    output.append(content["text"])
-                elif kind == "error":
-                    raise AssertionError(f"kernel error: {content['ename']}: {content['evalue']}\n"
-                                         + "\n".join(content.get("traceback", []))[-3000:])
-                elif kind == "status" and content["execution_state"] == "idle":
-                    return json.loads("".join(output).strip().splitlines()[-1])
-            raise TimeoutError(f"no answer from kernel {kernel_id} in {timeout} s")
-        finally:
-            ws.close()
+        answers = execute_code(url, self.token, code, username=USER, timeout=timeout)
+        output = "".join(content["text"] for kind, content in answers
+                         if kind == "stream" and content.get("name") == "stdout")
+        return json.loads(output.strip().splitlines()[-1])
 
 
 def job_fields(slurm, job_id: str) -> dict[str, str]:
