@@ -19,7 +19,7 @@ from hubtest import HubProcess, UserSession, free_port, processes_under, wait_un
 from peers import PeerError
 from peers.oidc_realm import DEFAULT_USERS, KeycloakUser, follow_login, keycloak_realm
 from peers.useroffice_graphql import load_sample_data, user_office
-from useroffice_support import PROPOSALS, broker, user_office_peer  # noqa: F401
+from useroffice_support import PROPOSALS, broker, keycloak_hub_env, user_office_peer  # noqa: F401
 from visa_hub.useroffice import IdentityConflict, UserOfficeUnavailable
 from visa_hub.useroffice.graphql import GraphQLUserOffice
 
@@ -166,14 +166,7 @@ def keycloak_hub(data_dir: Path, realm, uo, extra_config: str = "") -> HubProces
     data_dir.mkdir(parents=True, exist_ok=True)
     config = data_dir.parent / "isolation_config.py"
     config.write_text(HUB_CONFIG + extra_config)
-    return HubProcess(data_dir, config_file=config, extra_env={
-        "VISA_AUTHENTICATOR": "visa-keycloak",
-        "VISA_KEYCLOAK_REALM_URL": realm.issuer,
-        "VISA_KEYCLOAK_CLIENT_ID": realm.client_id,
-        "VISA_KEYCLOAK_CLIENT_SECRET": realm.client_secret,
-        "VISA_USER_OFFICE_URL": uo.url,
-        "VISA_USER_OFFICE_TOKEN": uo.token,
-    })
+    return HubProcess(data_dir, config_file=config, extra_env=keycloak_hub_env(realm, uo))
 
 
 def session(hub, username: str, password: str):

@@ -18,7 +18,7 @@ from hubtest import HubProcess, UserSession, wait_until
 from peers import PeerError
 from peers.oidc_realm import DEFAULT_USERS, KeycloakUser, follow_login, parse_forms
 from peers.useroffice_graphql import load_sample_data, user_office
-from useroffice_support import PROPOSALS, keycloak_hub_env, keycloak_peer, rabbitmq_peer
+from useroffice_support import PROPOSALS, keycloak_hub_env, keycloak_peer, rabbitmq_peer, remove_bob_by_event
 
 pytestmark = pytest.mark.integration
 
@@ -184,13 +184,7 @@ def test_member_removed_event_refuses_her_next_spawn_within_seconds(stack):
     hub, realm, uo, broker = stack
     bob = logged_in(hub, "bob")
     assert offered(bob.spawn_form().text) == ["587412", "587533"]
-    uo.remove_member(101, 2)
-    broker.publish(PROPOSALS, "PROPOSAL_UPDATED", {
-        "proposalPk": 101, "shortCode": "587412", "title": "Self-assembly of peptide amphiphiles under shear",
-        "callId": 1, "newStatus": "SCHEDULING", "instruments": [{"id": 1, "shortCode": "LOKI", "allocatedTime": 3}],
-        "proposer": {"id": 1, "firstName": "Alice", "lastName": "Smith", "email": "alice.smith@example.org"},
-        "members": [],
-    })
+    remove_bob_by_event(uo, broker)
     started = time.monotonic()
 
     def refused():

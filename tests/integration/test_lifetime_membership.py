@@ -12,7 +12,7 @@ import pytest
 from hubtest import UserSession, wait_until
 from lifetime_support import ServiceClient, lifetime_hub, smtp  # noqa: F401
 from peers.oidc_realm import DEFAULT_USERS, follow_login
-from useroffice_support import PROPOSALS, broker, keycloak_hub_env, realm, uo  # noqa: F401
+from useroffice_support import broker, keycloak_hub_env, realm, remove_bob_by_event, uo  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
@@ -44,13 +44,7 @@ def test_lifetime_member_removed_by_event_instance_stopped_after_grace(lifetime_
     wait_until(lambda: hub.log_text().count("Listening to User Office events") >= 2, 30,
                "the sessions service to listen to User Office events")
 
-    uo.remove_member(101, 2)
-    broker.publish(PROPOSALS, "PROPOSAL_UPDATED", {
-        "proposalPk": 101, "shortCode": "587412", "title": "Self-assembly of peptide amphiphiles under shear",
-        "callId": 1, "newStatus": "SCHEDULING", "instruments": [{"id": 1, "shortCode": "LOKI", "allocatedTime": 3}],
-        "proposer": {"id": 1, "firstName": "Alice", "lastName": "Smith", "email": "alice.smith@example.org"},
-        "members": [],
-    })
+    remove_bob_by_event(uo, broker)
     removed = time.monotonic()
     warning = wait_until(lambda: next((w for w in service.instance("bob")["warnings"]
                                        if w["kind"] == "membership"), None), 15, "the membership warning")

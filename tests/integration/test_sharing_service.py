@@ -18,7 +18,7 @@ from hubtest import UserSession, wait_until
 from lifetime_support import ServiceClient
 from peers.oidc_realm import DEFAULT_USERS, follow_login
 from sharing_support import confirm_oauth, server_xsrf, sharing_hub, visit, ws_url
-from useroffice_support import PROPOSALS, broker, keycloak_hub_env, realm, uo  # noqa: F401
+from useroffice_support import broker, keycloak_hub_env, realm, remove_bob_by_event, uo  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
@@ -183,13 +183,7 @@ def test_sharing_member_removed_by_user_office_event_loses_her_share(tmp_path, r
         wait_until(lambda: hub.log_text().count("Listening to User Office events") >= 2, 30,
                    "the sessions service to listen to User Office events")
 
-        uo.remove_member(101, 2)
-        broker.publish(PROPOSALS, "PROPOSAL_UPDATED", {
-            "proposalPk": 101, "shortCode": "587412", "title": "Self-assembly of peptide amphiphiles under shear",
-            "callId": 1, "newStatus": "SCHEDULING", "instruments": [{"id": 1, "shortCode": "LOKI", "allocatedTime": 3}],
-            "proposer": {"id": 1, "firstName": "Alice", "lastName": "Smith", "email": "alice.smith@example.org"},
-            "members": [],
-        })
+        remove_bob_by_event(uo, broker)
         removed = time.monotonic()
         wait_until(lambda: not [m for m in alice.http.get(SHARING + "members").json()["members"]
                                 if m["user"] == "bob"], 10, "bob's share to be removed")

@@ -65,6 +65,17 @@ def uo():
     yield from user_office_peer(load_sample_data())
 
 
+def remove_bob_by_event(uo: Any, broker: Any) -> None:
+    """bob (user 2) leaves proposal 101 (587412, LoKI) in the User Office, which says so by an event."""
+    uo.remove_member(101, 2)
+    broker.publish(PROPOSALS, "PROPOSAL_UPDATED", {
+        "proposalPk": 101, "shortCode": "587412", "title": "Self-assembly of peptide amphiphiles under shear",
+        "callId": 1, "newStatus": "SCHEDULING", "instruments": [{"id": 1, "shortCode": "LOKI", "allocatedTime": 3}],
+        "proposer": {"id": 1, "firstName": "Alice", "lastName": "Smith", "email": "alice.smith@example.org"},
+        "members": [],
+    })
+
+
 def keycloak_hub_env(realm: Any, uo: Any, broker: Any = None) -> dict[str, str]:
     """The environment of a hub that logs in with ``realm`` and asks ``uo`` (and hears ``broker``'s events)."""
     env = {
