@@ -9,13 +9,16 @@
     const m = Math.floor(seconds / 60), h = Math.floor(m / 60);
     return h >= 48 ? `${Math.floor(h / 24)} days` : h > 0 ? `${h} h ${m % 60} min` : `${Math.max(m, 1)} min`;
   }
-  async function refresh() {
+  async function refresh(retries = 3) {
     let data;
     try {
       const response = await fetch(service + "api/instances", {credentials: "same-origin"});
-      if (!response.ok) return;
+      if (!response.ok) throw new Error(response.statusText);
       data = await response.json();
     } catch (error) {
+      // the first call may cross the service's login started by another script of the page (both follow the
+      // service's OAuth redirects at once and one loses the state cookie): again soon, not at the next refresh
+      if (retries > 0) setTimeout(() => refresh(retries - 1), 2000);
       return;
     }
     box.replaceChildren();
@@ -43,5 +46,5 @@
     }
   }
   refresh();
-  setInterval(refresh, 30000);
+  setInterval(() => refresh(0), 30000);
 })();
