@@ -235,3 +235,31 @@ def test_sharing_guest_by_share_code_where_the_site_enables_them(tmp_path):
         assert bob.http.get(SHARING + "me").json()["role"] == "guest"
         assert bob.http.get(BASE + "lab").status_code == 403
 
+
+
+def test_sharing_ends_when_the_instance_stops_and_does_not_reach_her_next_one(tmp_path):
+    """JupyterHub keeps the shares of a stopped default server; her next instance must not inherit them."""
+    with sharing_hub(tmp_path / "data", VISA_TEST_SHARING=json.dumps({"interval": 1})) as (hub, _sharer):
+        olga = login(hub, "olga")
+        alice = alice_with_instance(hub)
+        bob = login(hub, "bob")
+        shared = alice.http.post(SHARING + "members", json={"user": "bob", "role": "collaborator"},
+                                 headers=server_xsrf(alice, "alice"))
+        assert shared.status_code == 200, shared.text
+        assert visit(bob, BASE + "lab").status_code == 200
+
+        alice.stop_server()
+        alice.submit_spawn_form(experiment="LOKI-2026-042")  # her next instance, at once
+        alice.wait_ready()
+        assert alice.lab().status_code == 200
+        owner_ws = websocket.create_connection(ws_url(hub, BASE + "api/events/subscribe"),
+                                               cookie=cookie_header(alice), timeout=15)  # she is there
+        wait_until(lambda: alice.http.get(SHARING + "settings").json()["owner_present"], 10, "alice to be present")
+        wait_until(lambda: visit(bob, BASE + "lab").status_code == 403, 20,
+                   "bob to be out of alice's next instance")
+        owner_ws.close()
+        hub_xsrf = {"X-XSRFToken": olga.http.cookies.get("_xsrf", path="/hub/")}
+        assert olga.http.get("/hub/api/shares/alice/", headers=hub_xsrf).json()["items"] == []
+        assert alice.http.get(SHARING + "members").json()["members"] == []
+        ended = audit_rows(ServiceClient(olga), action="share-revoked", whom="bob")
+        assert ended[0]["actor"] == "visa-sessions" and ended[0]["detail"]["reason"] == "the instance stopped"

@@ -36,7 +36,7 @@ from ..sharing.rules import (
 )
 from ..useroffice import UserOffice, UserOfficeUnavailable
 from . import db as models
-from .hubapi import HubAPI
+from .hubapi import HubAPI, parse_time
 from .sharing_db import (
     REQUEST_GUEST,
     REQUEST_PENDING,
@@ -376,6 +376,32 @@ class Sharing(LoggingConfigurable):
                 "expires_at": code.get("expires_at")}
 
     # ------------------------------------------------------------------ the periodic pass
+    async def _end_shares_of_stopped_instances(self) -> None:
+        """A share is for one run of an instance: once it has stopped (or been started again since the share was
+        granted) its members' access ends, share codes included — the next run may be for another experiment.
+
+        JupyterHub keeps the shares of a stopped server (the default one keeps its row), so the service ends them.
+        A server the hub still lists (running, starting, stopping, re-checked after a restart) keeps its shares.
+        """
+        servers_of: dict[str, dict[str, Any]] = {}
+        ended: set[tuple[str, str]] = set()
+        for record in list(self.db.scalars(select(ShareRecord).where(ShareRecord.ended_at.is_(None)))):
+            if record.owner not in servers_of:
+                servers_of[record.owner] = ((await self.hub_user(record.owner)) or {}).get("servers") or {}
+            server = servers_of[record.owner].get(record.server_name)
+            started = parse_time(server.get("started")) if server else None
+            if server is not None and (started is None or started <= record.granted_at):
+                continue
+            await self.revoke(record.owner, record.server_name, record.user, SERVICE_ACTOR,
+                              reason="the instance stopped")
+            ended.add((record.owner, record.server_name))
+        for owner, server_name in sorted(ended):
+            try:
+                await self.hub.request("DELETE", f"share-codes/{_path(owner, server_name)}")
+            except HTTPClientError as exc:
+                if exc.code != 404:
+                    raise
+
     async def tick(self) -> None:
         """End support windows, revoke shares of people removed from the experiment, notice vanished shares."""
         now = self.clock()
@@ -399,6 +425,7 @@ class Sharing(LoggingConfigurable):
                                                                                       record.experiment)
                        else "no longer support staff")
                 await self.revoke(record.owner, record.server_name, record.user, SERVICE_ACTOR, reason=why)
+        await self._end_shares_of_stopped_instances()
         instances = {(r.owner, r.server_name) for r in self.db.scalars(
             select(ShareRecord).where(ShareRecord.ended_at.is_(None)))}
         for owner, server in sorted(instances):  # one call per shared instance
