@@ -30,7 +30,8 @@ def parse_time(value: str | None) -> dt.datetime | None:
 
 @dataclass(frozen=True)
 class RunningServer:
-    """One server the hub reports as running (ready), with what its spawner keeps in state."""
+    """One server the hub lists (``ready``, or starting, stopping or re-checked after a restart), with what its
+    spawner keeps in state."""
 
     user: str
     name: str
@@ -38,6 +39,7 @@ class RunningServer:
     last_activity: dt.datetime | None
     user_options: dict[str, Any]
     state: dict[str, Any] = field(default_factory=dict)
+    ready: bool = True
 
     @property
     def session(self) -> dict[str, Any]:
@@ -86,21 +88,24 @@ class HubAPI:
             raise HubUnavailable(f"hub API {method} {path}: {exc}") from None
         return json.loads(response.body) if response.body else None
 
-    async def running_servers(self) -> list[RunningServer]:
-        """Every ready server of every user (one paginated list call)."""
+    async def running_servers(self, *, listed: bool = False) -> list[RunningServer]:
+        """Every ready server of every user (one paginated list call); ``listed``: also those the hub lists but
+        that are not ready (starting, stopping, or re-checked after a hub restart), with ``ready=False``."""
         servers: list[RunningServer] = []
         offset = 0
+        state = "active" if listed else "ready"
         while True:
-            page = await self.request("GET", f"users?state=ready&offset={offset}&limit=200")
+            page = await self.request("GET", f"users?state={state}&offset={offset}&limit=200")
             items = page["items"] if isinstance(page, dict) else page
             for user in items:
                 for name, model in (user.get("servers") or {}).items():
-                    if not model.get("ready") or not model.get("started"):
+                    if not model.get("started") or not (listed or model.get("ready")):
                         continue
                     servers.append(RunningServer(
                         user=user["name"], name=name, started=parse_time(model["started"]),  # type: ignore[arg-type]
                         last_activity=parse_time(model.get("last_activity")),
                         user_options=model.get("user_options") or {}, state=model.get("state") or {},
+                        ready=bool(model.get("ready")),
                     ))
             if not isinstance(page, dict) or not (page.get("_pagination") or {}).get("next"):
                 return servers

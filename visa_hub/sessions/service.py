@@ -116,17 +116,20 @@ class Sessions(LoggingConfigurable):
     # ------------------------------------------------------------------ the periodic pass
     async def tick(self) -> None:
         """One pass over every running instance (see the module docstring)."""
-        servers = await self.hub.running_servers()
+        servers = await self.hub.running_servers(listed=True)
         self.hub_reachable = True
         now = self.clock()
-        seen: set[int] = set()
+        # a server the hub still lists has not ended, ready or not (right after a hub restart JupyterHub re-checks
+        # every server, and they are not ready until it has)
+        listed = {(server.user, server.name, server.started) for server in servers}
         for server in servers:
+            if not server.ready:
+                continue
             inst = self._instance_for(server, now)
-            seen.add(inst.id)
             await self._check_membership(inst, now)
             await self._apply(inst, now)
         for inst in self.db.scalars(select(models.Instance).where(models.Instance.stopped_at.is_(None))):
-            if inst.id not in seen:
+            if (inst.user, inst.server_name, inst.started) not in listed:
                 inst.stopped_at = now
                 inst.stop_reason = inst.stop_reason or "stopped"
                 models.audit(self.db, SERVICE_ACTOR, "instance-ended", inst.user, inst.server_name,
@@ -139,6 +142,12 @@ class Sessions(LoggingConfigurable):
         inst = self.db.scalars(select(models.Instance).where(
             models.Instance.user == server.user, models.Instance.server_name == server.name,
             models.Instance.started == server.started)).first()
+        if inst is not None and inst.stopped_at is not None:  # taken for ended, but the hub has it (ready again)
+            inst.stopped_at = None
+            if inst.stop_requested_at is None:
+                inst.stop_reason = None
+            models.audit(self.db, SERVICE_ACTOR, "instance-resumed", inst.user, inst.server_name)
+            self.log.info("Instance %s/%s (%s) is running again", inst.user, inst.server_name, inst.experiment)
         if inst is None:
             inst = self._new_instance(server)
             self.db.add(inst)
