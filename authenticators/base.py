@@ -156,7 +156,8 @@ class UserOfficeAuthorizationMixin(LoggingConfigurable):
                                    "check that you are still a member of your experiment. Please try again in "
                                    "a few minutes.") from None
             raise
-        await user.save_auth_state({**auth_state, "person": model["auth_state"]["person"]})
+        if auth_state.get("person") != model["auth_state"]["person"]:  # (refresh_pre_spawn has usually just
+            await user.save_auth_state({**auth_state, "person": model["auth_state"]["person"]})  # written it)
         if self.manage_groups:
             user.sync_groups(model["groups"])
         self.log.info("Membership of %s checked before the spawn: %d experiment(s)", user.name,
