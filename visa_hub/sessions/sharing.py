@@ -36,7 +36,7 @@ from ..sharing.rules import (
 )
 from ..useroffice import UserOffice, UserOfficeUnavailable
 from . import db as models
-from .hubapi import HubAPI, parse_time
+from .hubapi import HubAPI
 from .sharing_db import (
     REQUEST_GUEST,
     REQUEST_PENDING,
@@ -383,14 +383,14 @@ class Sharing(LoggingConfigurable):
         JupyterHub keeps the shares of a stopped server (the default one keeps its row), so the service ends them.
         A server the hub still lists (running, starting, stopping, re-checked after a restart) keeps its shares.
         """
-        servers_of: dict[str, dict[str, Any]] = {}
+        records = list(self.db.scalars(select(ShareRecord).where(ShareRecord.ended_at.is_(None))))
+        if not records:
+            return
+        started_of = {(s.user, s.name): s.started for s in await self.hub.running_servers(listed=True)}
         ended: set[tuple[str, str]] = set()
-        for record in list(self.db.scalars(select(ShareRecord).where(ShareRecord.ended_at.is_(None)))):
-            if record.owner not in servers_of:
-                servers_of[record.owner] = ((await self.hub_user(record.owner)) or {}).get("servers") or {}
-            server = servers_of[record.owner].get(record.server_name)
-            started = parse_time(server.get("started")) if server else None
-            if server is not None and (started is None or started <= record.granted_at):
+        for record in records:
+            started = started_of.get((record.owner, record.server_name))
+            if started is not None and started <= record.granted_at:
                 continue
             await self.revoke(record.owner, record.server_name, record.user, SERVICE_ACTOR,
                               reason="the instance stopped")
