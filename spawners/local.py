@@ -19,6 +19,7 @@ from traitlets import Unicode, default
 from visa_hub.metrics import timed_spawn
 
 from .base import ThisMachineSingleuser, VisaSpawnerMixin
+from .ports import LOCAL_PORTS
 
 
 class LocalSpawner(VisaSpawnerMixin, ThisMachineSingleuser, SimpleLocalProcessSpawner):
@@ -46,6 +47,33 @@ class LocalSpawner(VisaSpawnerMixin, ThisMachineSingleuser, SimpleLocalProcessSp
             30, f"{'Using your persistent home' if existed else 'Creating your persistent home'} ({home.name})"
         )
         self.progress_log.emit(50, f"Starting JupyterLab for experiment {plan.experiment.code}")
-        url = await super().start()
+        self._claim_port()
+        try:
+            url = await super().start()
+        except BaseException:
+            self._release_port()
+            raise
         self.progress_log.emit(70, "Waiting for JupyterLab to answer")
         return url
+
+    # -- ports: one per running instance, never two instances on one (see spawners.ports) ------------------
+    _claimed_port = 0
+
+    def _claim_port(self) -> None:
+        if self.port == 0 or self.port == self._claimed_port:  # not a port the operator fixed
+            self._release_port()
+            self.port = self._claimed_port = LOCAL_PORTS.claim(self._port_holder)
+
+    def _release_port(self) -> None:
+        if self._claimed_port:
+            LOCAL_PORTS.release(self._port_holder, self._claimed_port)
+
+    @property
+    def _port_holder(self) -> str:
+        return f"{self.user.name}/{self.name}"
+
+    async def stop(self, now: bool = False) -> None:
+        try:
+            await super().stop(now=now)
+        finally:
+            self._release_port()

@@ -60,6 +60,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from . import hubdb
 from .restart import configure_restart_notice
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -107,6 +108,7 @@ def configure(c: Any, env: Mapping[str, str] | None = None) -> Path:
     c.ConfigurableHTTPProxy.pid_file = str(data_dir / "jupyterhub-proxy.pid")
 
     c.JupyterHub.db_url = env.get("VISA_DB_URL") or f"sqlite:///{data_dir / 'jupyterhub.sqlite'}"
+    hubdb.configure(c, c.JupyterHub.db_url)
     c.JupyterHub.cookie_secret_file = str(data_dir / "jupyterhub_cookie_secret")
     c.CryptKeeper.keys = [_crypt_key(data_dir, env).encode()]
     c.JupyterHub.cleanup_servers = env.get("VISA_KEEP_SERVERS", "1") != "1"
