@@ -18,17 +18,19 @@ SHARING_CONFIG = Path(__file__).with_name("sharing_hub_config.py")
 
 
 @contextlib.contextmanager
-def sharing_hub(data_dir: Path, subdomains: bool = False, **env: str) -> Iterator[tuple[HubProcess, Sharer]]:
+def sharing_hub(data_dir: Path, subdomains: bool = False, config_file: Path = SHARING_CONFIG,
+                **env: str) -> Iterator[tuple[HubProcess, Sharer]]:
     """A real hub (visa-hub's config + a share-granting test service); stopped with its instances afterwards.
 
     ``subdomains``: per-user origins (``JupyterHub.subdomain_host`` = ``http://localhost:<port>``; alice's
     instance is then at ``http://alice.localhost:<port>``, which Chromium resolves to this machine).
+    ``config_file``: a test's own config that loads ``SHARING_CONFIG`` and adds what it needs.
     """
     token = secrets.token_hex(16)
     port = free_port()
     if subdomains:
         env = {"VISA_SUBDOMAIN_HOST": f"http://localhost:{port}", **env}
-    hub = HubProcess(data_dir, config_file=SHARING_CONFIG, port=port,
+    hub = HubProcess(data_dir, config_file=config_file, port=port,
                      extra_env={"VISA_TEST_SHARING_TOKEN": token, **env})
     try:
         hub.start()

@@ -12,9 +12,11 @@ metric objects themselves; ``visa_hub`` imports nothing of the spawners, so ever
 - Slurm: :func:`slurm_queue_wait` when a job leaves the queue;
 - User Office: :func:`useroffice_lookup` (result of each lookup: fresh, cached, stale cache, unknown,
   unavailable) and :func:`useroffice_reachable` (after every request; counts outages);
-- sharing: :func:`set_desktop_viewers` (the desktop proxy's viewer count per instance and role);
+- sharing: :func:`set_desktop_viewers` (what an instance reports of the people on its desktop, by role; the
+  hub's handler in :mod:`visa_hub.ops.viewers` calls it);
 - computed at every scrape from the hub's own memory and database (:class:`HubStateCollector`): instances by
-  state, backend, experiment and instrument; active shares by kind.
+  state, backend, experiment and instrument; active shares by kind; desktop viewers by role, summed over the
+  instances the hub has running now (a report of an instance that stopped or crashed no longer counts).
 
 The series and how to read them: ``docs/metrics.md``; a Grafana dashboard: ``docs/grafana-dashboard.json``.
 """
@@ -25,12 +27,15 @@ import contextlib
 import functools
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from .sharing.roles import OWNER, SHARE_ROLES
 
 T = TypeVar("T")
 E = TypeVar("E", bound=BaseException)
@@ -87,11 +92,6 @@ USEROFFICE_LATENCY = Histogram(
     "visa_useroffice_request_duration_seconds", "Seconds one User Office request took", ["backend"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, float("inf")),
 )
-DESKTOP_VIEWERS = Gauge(
-    "visa_desktop_viewers", "People connected to instances' desktops, by their role on the instance", ["role"],
-)
-
-_desktop_viewers: dict[tuple[str, str], int] = {}  # (instance key, role) -> viewers
 
 
 # ------------------------------------------------------------------------------------------- spawns
@@ -245,14 +245,63 @@ def useroffice_status(backend: str) -> bool | None:
 # ------------------------------------------------------------------------------------------- sharing
 
 
-def set_desktop_viewers(instance: str, role: str, viewers: int) -> None:
-    """The number of people of one ``role`` (owner, collaborator, support, guest) on one instance's desktop."""
-    key = (instance, role)
-    if viewers > 0:
-        _desktop_viewers[key] = viewers
+#: Roles of ``visa_desktop_viewers``; each is exported at every scrape, 0 included.
+VIEWER_ROLES = (OWNER, *SHARE_ROLES)
+#: The most people one report may count in one role (anything above is a broken or hostile report).
+MAX_VIEWERS = 10_000
+
+
+@dataclass(frozen=True)
+class DesktopViewersReport:
+    """What one instance last said about its desktop: people by role, and which run of the instance said it."""
+
+    viewers: Mapping[str, int]
+    run: Any  # the spawner's start time when the report came (JupyterHub sets it anew at every spawn)
+
+
+_desktop_viewers: dict[tuple[str, str], DesktopViewersReport] = {}  # (owner, server name) -> last report
+
+
+def set_desktop_viewers(owner: str, server_name: str, viewers: Mapping[str, int], run: Any = None) -> None:
+    """The people on the desktop of ``owner``'s server ``server_name`` now, by role (owner, collaborator, support,
+    guest); replaces that instance's last report. ``run`` names this run of the instance (its spawner's start
+    time): a scrape counts the report only while the hub has that same run active.
+
+    Raises ``ValueError`` (with a message for the sender) for an unknown role or a count that is not a whole
+    number from 0 to :data:`MAX_VIEWERS`; nothing is changed then.
+    """
+    counts: dict[str, int] = {}
+    for role, count in viewers.items():
+        if role not in VIEWER_ROLES:
+            raise ValueError(f"unknown role {role!r}: the roles are {', '.join(VIEWER_ROLES)}")
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_VIEWERS:
+            raise ValueError(f"the number of {role} viewers must be a whole number from 0 to {MAX_VIEWERS}, "
+                             f"not {count!r}")
+        if count:
+            counts[role] = count
+    if counts:
+        _desktop_viewers[(owner, server_name)] = DesktopViewersReport(counts, run)
     else:
-        _desktop_viewers.pop(key, None)
-    DESKTOP_VIEWERS.labels(role).set(sum(n for (_, r), n in _desktop_viewers.items() if r == role))
+        _desktop_viewers.pop((owner, server_name), None)
+
+
+def desktop_viewers(instances: Mapping[tuple[str, str], tuple[Any, bool]]) -> dict[str, int]:
+    """People on desktops by role, summed over the reports of the running instances.
+
+    ``instances``: every instance the hub has active, ``(owner, server name) -> (run, running)``. A report counts
+    while its run is the instance's current one and the instance runs; a report of an instance that is no longer
+    active (stopped, crashed, removed) or that started again since is forgotten.
+    """
+    totals = dict.fromkeys(VIEWER_ROLES, 0)
+    for key, report in list(_desktop_viewers.items()):
+        run, running = instances.get(key, (None, False))
+        if key not in instances or run != report.run:
+            _desktop_viewers.pop(key, None)
+            continue
+        if running:
+            for role, count in report.viewers.items():
+                totals[role] += count
+    return totals
 
 
 # ------------------------------------------------------------------------------------------- hub state
@@ -278,7 +327,8 @@ def instance_labels(spawner: Any) -> tuple[str, str]:
 
 
 class HubStateCollector(Collector):
-    """Gauges computed from the running hub at each scrape: instances and shares (nothing to keep in sync)."""
+    """Gauges computed from the running hub at each scrape: instances, shares and desktop viewers (nothing to
+    keep in sync, nothing that outlives an instance)."""
 
     def __init__(self, app: Callable[[], Any] | None = None):
         self._app = app or _running_hub
@@ -287,31 +337,39 @@ class HubStateCollector(Collector):
         """The families without values (what the registry asks at registration, before the hub runs)."""
         yield from self._families()
 
-    def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+    def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
         instances = GaugeMetricFamily(
             "visa_instances", "Instances the hub knows, by state (running, starting, stopping), backend, experiment "
             "and instrument", labels=["state", "backend", "experiment", "instrument"])
         shares = GaugeMetricFamily("visa_active_shares", "Instances shared with people or groups (JupyterHub "
                                    "shares not expired), by kind (user, group)", labels=["kind"])
-        return instances, shares
+        viewers = GaugeMetricFamily("visa_desktop_viewers", "People connected to the desktops of running instances, "
+                                    "by their role on the instance (as the instances report them)", labels=["role"])
+        return instances, shares, viewers
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        instances, shares = self._families()
+        instances, shares, viewers = self._families()
         app = self._app()
         if app is not None:
             counts: dict[tuple[str, str, str, str], int] = {}
+            active: dict[tuple[str, str], tuple[Any, bool]] = {}  # (owner, server) -> (run, running)
             for user in list(app.users.values()):
                 for spawner in list(user.spawners.values()):
                     state = instance_state(spawner)
                     if state is not None:
                         key = (state, backend_of(spawner), *instance_labels(spawner))
                         counts[key] = counts.get(key, 0) + 1
+                        run = getattr(getattr(spawner, "orm_spawner", None), "started", None)
+                        active[(user.name, spawner.name)] = (run, state == "running")
             for key, count in sorted(counts.items()):
                 instances.add_metric(list(key), count)
             for kind, count in _share_counts(app.db).items():
                 shares.add_metric([kind], count)
+            for role, count in desktop_viewers(active).items():
+                viewers.add_metric([role], count)
         yield instances
         yield shares
+        yield viewers
 
 
 def _share_counts(db: Any) -> dict[str, int]:

@@ -8,7 +8,7 @@
   ``visa-support`` (:data:`visa_hub.people.SUPPORT_GROUP`), which holds the ``visa-support`` role: they see the
   console and every instance, and may not stop, start or enter anyone's instance.
 - :func:`configure_operations` also registers visa-hub's metrics that are computed at each scrape
-  (:mod:`visa_hub.metrics`).
+  (:mod:`visa_hub.metrics`), and :mod:`.viewers` the hub API where instances report who is on their desktop.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from typing import Any
 from ..people import SUPPORT_GROUP
 from .handlers import ROUTES as PAGE_ROUTES
 from .lifetimes import ROUTES as LIFETIME_ROUTES
+from .viewers import ROUTES as VIEWER_ROUTES
 
-ROUTES = [*PAGE_ROUTES, *LIFETIME_ROUTES]
+ROUTES = [*PAGE_ROUTES, *LIFETIME_ROUTES, *VIEWER_ROUTES]
 
 TEMPLATES = Path(__file__).parent / "templates"
 

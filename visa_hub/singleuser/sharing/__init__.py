@@ -2,6 +2,7 @@
 
 - :mod:`.gate` (pure) which routes a visitor's access reaches; :mod:`.auth` the identity-provider gate and the
   authorizer; :mod:`.state` who is connected, the owner's presence, closing what is no longer allowed
+- :mod:`.viewers` tells the hub how many people are on the desktop, by role (``visa_desktop_viewers``)
 - :mod:`.handlers` ``visa/api/sharing/me`` (my role here), ``visa/api/sharing/presence`` (who is connected now),
   ``visa/api/sharing/settings`` (the owner's ``owner_away`` and "unrestricted access"), and the guests'
   desktop-only page ``visa/desktop-view``
@@ -21,6 +22,7 @@ from tornado.ioloop import IOLoop
 
 from .config import VisaSharing
 from .state import SharingState
+from .viewers import DesktopViewersReporter
 
 
 def _hub_identity_provider(serverapp: Any):
@@ -79,7 +81,9 @@ def setup_sharing(serverapp: Any) -> SharingState | None:
         state.report = report_event
         IOLoop.current().add_callback(_load_settings, state)
     setup_handlers(serverapp.web_app)
-    IOLoop.current().add_callback(_watch_presence, state)
+    viewers = DesktopViewersReporter(hub_auth=hub_auth, owner=owner, server_name=state.server_name,
+                                     log=serverapp.log, refresh_interval=config.viewers_refresh_interval)
+    IOLoop.current().add_callback(_watch_presence, state, viewers)
     IOLoop.current().add_callback(_recheck_visitors, state)
     serverapp.log.info("visa-hub sharing: roles enforced on %s/%s (owner away: %s)", owner, state.server_name,
                        state.owner_away)
@@ -104,10 +108,12 @@ async def _load_settings(state: SharingState) -> None:
     state.enforce()
 
 
-async def _watch_presence(state: SharingState) -> None:
+async def _watch_presence(state: SharingState, viewers: DesktopViewersReporter | None = None) -> None:
     while True:
         try:
             state.look()
+            if viewers is not None:
+                viewers.note(state.desktop_viewers())
         except Exception:  # a bug here must not stop enforcement for good
             state.log.exception("visa-hub sharing: looking at the connections failed")
         await asyncio.sleep(state.config.presence_interval)

@@ -45,3 +45,9 @@ class VisaSharing(Configurable):
         help="How long the server trusts the hub's answers (a visitor's token: JupyterHub's HubAuth.cache_max_age, "
              "300 s by default; this server's shares) before asking again; short, so that a revoked share bites fast.",
     )
+    viewers_refresh_interval = Float(
+        300.0, config=True,
+        help="This server tells the hub how many people are on its desktop, by role (the hub's visa_desktop_viewers "
+             "metric), whenever that changes; while anyone is on it, it also tells again every this many seconds, "
+             "so that a restarted hub has the numbers back.",
+    )

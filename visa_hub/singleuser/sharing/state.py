@@ -274,6 +274,15 @@ class SharingState:
                 visitor.role = role
         self.enforce()
 
+    def desktop_viewers(self) -> dict[str, int]:
+        """How many people have the desktop open now, by role (someone with two desktop tabs counts once;
+        connections being closed and people without a role do not count)."""
+        counts: dict[str, int] = {}
+        for visitor in self.visitors.values():
+            if visitor.role and any(c.kind in (DESKTOP, DESKTOP_VIEW_KIND) for c in visitor.open_connections()):
+                counts[visitor.role] = counts.get(visitor.role, 0) + 1
+        return counts
+
     def has_guests(self) -> bool:
         """Whether anyone but the owner is connected (then the shares are re-read periodically)."""
         return any(v.role != OWNER for v in self.visitors.values())
