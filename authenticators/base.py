@@ -117,7 +117,7 @@ class UserOfficeAuthorizationMixin(LoggingConfigurable):
         with ``extra_state``, e.g. fresh tokens); refused now → log in again (False).
         """
         try:
-            return self.user_model(await self.lookup_person(extra_roles=extra_roles, **lookup), extra_state)
+            model = self.user_model(await self.lookup_person(extra_roles=extra_roles, **lookup), extra_state)
         except web.HTTPError as exc:
             if exc.status_code == 503:
                 self.log.warning("Keeping cached experiments of %s: User Office unavailable", user.name)
@@ -129,6 +129,17 @@ class UserOfficeAuthorizationMixin(LoggingConfigurable):
                 return True
             self.log.info("Refresh of %s refused: %s", user.name, exc.log_message % exc.args)
             return False
+        # nothing changed: JupyterHub would still encrypt and write her auth_state (and commit) at every refresh
+        return True if await self._unchanged(user, model) else model
+
+    @staticmethod
+    async def _unchanged(user, model: dict[str, Any]) -> bool:
+        """Whether ``model`` says what the hub already has for ``user`` (auth_state, groups, admin)."""
+        if "admin" in model and bool(model["admin"]) != bool(user.admin):
+            return False
+        if sorted(group.name for group in user.groups) != sorted(model["groups"]):
+            return False
+        return (await user.get_auth_state() or {}) == model["auth_state"]
 
     # -- the decision before every spawn -----------------------------------------------------------------
     def identity_of(self, user, auth_state: dict[str, Any]) -> dict[str, str | None]:
