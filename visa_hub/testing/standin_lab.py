@@ -84,9 +84,12 @@ def listen_address(argv: list[str], env: dict[str, str]) -> tuple[str, int]:
 def main() -> None:
     user = os.environ.get("JUPYTERHUB_USER")
     with socket.create_server(listen_address(sys.argv[1:], dict(os.environ)), backlog=128) as server:
-        while True:
-            connection, _ = server.accept()
-            threading.Thread(target=serve_one, args=(connection, user), daemon=True).start()
+        try:
+            while True:
+                connection, _ = server.accept()
+                threading.Thread(target=serve_one, args=(connection, user), daemon=True).start()
+        except KeyboardInterrupt:  # JupyterHub stops a local server with SIGINT first: a clean stop
+            return
 
 
 if __name__ == "__main__":
