@@ -134,6 +134,22 @@ class ProcessSampler:
             return 0.0
         return (int(fields[11]) + int(fields[12])) / self._ticks
 
+    def settle(self, quiet: float = 0.05, window: float = 1.0, timeout: float = 60.0) -> float:
+        """Wait until the hub and its children (the proxy, its managed services) are done starting: less than
+        ``quiet`` of a core over ``window`` seconds. Returns the seconds waited. Both hubs are measured from
+        there, so neither run includes the other's start-up work (visa-hub starts its sessions service)."""
+        began = time.monotonic()
+
+        def tree_cpu() -> float:
+            return self.cpu_seconds(self.pid) + sum(self.cpu_seconds(p) for p in self._children())
+
+        while time.monotonic() - began < timeout:
+            before = tree_cpu()
+            time.sleep(window)
+            if tree_cpu() - before < quiet * window:
+                break
+        return time.monotonic() - began
+
     @staticmethod
     def rss(pid: int) -> int:
         try:
@@ -334,6 +350,7 @@ def run_hub(name: str, workdir: Path, names: list[str], concurrency: int, think:
     token = extra_env.setdefault("VISA_BENCH_SERVICE_TOKEN", secrets.token_hex(16))
     with database(use_postgres) as db_url, running_hub(name, workdir, names, db_url, extra_env) as hub:
         sampler = ProcessSampler(hub.proc.pid)
+        print(f"{name}: started; quiet {sampler.settle():.1f} s later", flush=True)
         results = Results(name)
         driver_cpu = time.process_time()
         with sampler.measure(results):
