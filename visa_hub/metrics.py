@@ -294,11 +294,10 @@ def desktop_viewers(instances: Mapping[tuple[str, str], tuple[Any, bool]]) -> di
     """
     totals = dict.fromkeys(VIEWER_ROLES, 0)
     for key, report in list(_desktop_viewers.items()):
-        run, running = instances.get(key, (None, False))
-        if key not in instances or run != report.run:
+        if key not in instances or instances[key][0] != report.run:
             _desktop_viewers.pop(key, None)
             continue
-        if running:
+        if instances[key][1]:  # running (not starting or stopping)
             for role, count in report.viewers.items():
                 totals[role] += count
     return totals

@@ -108,12 +108,11 @@ async def _load_settings(state: SharingState) -> None:
     state.enforce()
 
 
-async def _watch_presence(state: SharingState, viewers: DesktopViewersReporter | None = None) -> None:
+async def _watch_presence(state: SharingState, viewers: DesktopViewersReporter) -> None:
     while True:
         try:
             state.look()
-            if viewers is not None:
-                viewers.note(state.desktop_viewers())
+            viewers.note(state.desktop_viewers())
         except Exception:  # a bug here must not stop enforcement for good
             state.log.exception("visa-hub sharing: looking at the connections failed")
         await asyncio.sleep(state.config.presence_interval)
